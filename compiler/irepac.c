@@ -1,0 +1,198 @@
+/* irepac.c: the compiler's command line. Parses flags, runs the passes a
+ * command needs, prints diagnostics and chooses the exit status:
+ * 0 success, 1 errors in the program, 2 bad usage or unreadable input. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "elab.h"
+#include "parse.h"
+
+#ifndef IREPA_VERSION
+#define IREPA_VERSION "0.0.0-dev"
+#endif
+
+enum { EXIT_PROGRAM_ERROR = 1, EXIT_USAGE = 2, MAX_INCLUDES = 64 };
+
+static const char usage[] =
+    "usage: irepac COMMAND [options] FILE.irg\n"
+    "\n"
+    "commands:\n"
+    "  check FILE.irg              parse and elaborate; report errors\n"
+    "  dump --stage=STAGE FILE.irg print a compiler stage: ast, ir\n"
+    "  params FILE.irg             list the model's parameters and their total\n"
+    "\n"
+    "options:\n"
+    "  -I DIR          add DIR to the import search path (repeatable)\n"
+    "  --entry NAME    only this entry point (dump --stage=ir, check)\n"
+    "  --loc           show source locations in dumps\n"
+    "  -h, --help      show this help\n"
+    "  --version       show the version\n";
+
+typedef struct {
+  const char *command;
+  const char *file;
+  const char *stage;
+  const char *entry;
+  bool with_locs;
+  const char *includes[MAX_INCLUDES];
+  int ninclude;
+} Options;
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("irepac: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs(" (see 'irepac --help')\n", stderr);
+  return EXIT_USAGE;
+}
+
+/* Value of "--name=VALUE" or "--name VALUE"; NULL if `arg` is not --name. */
+static const char *option_value(const char *name, int argc, char **argv, int *i) {
+  size_t n = strlen(name);
+  const char *arg = argv[*i];
+  if (strncmp(arg, name, n) != 0) return NULL;
+  if (arg[n] == '=') return arg + n + 1;
+  if (arg[n] != '\0') return NULL;
+  if (*i + 1 >= argc) return "";
+  return argv[++*i];
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int parse_args(int argc, char **argv, Options *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--version")) {
+      printf("irepac %s\n", IREPA_VERSION);
+      return 0;
+    }
+    if (!strcmp(a, "--loc")) o->with_locs = true;
+    else if ((v = option_value("--stage", argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs a value", "--stage");
+      o->stage = v;
+    } else if ((v = option_value("--entry", argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs a value", "--entry");
+      o->entry = v;
+    } else if (!strncmp(a, "-I", 2)) {
+      const char *dir = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!dir) return usage_error("%s needs a directory", "-I");
+      if (o->ninclude == MAX_INCLUDES) return usage_error("too many %s options", "-I");
+      o->includes[o->ninclude++] = dir;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      return usage_error("unknown option '%s'", a);
+    } else if (!o->command) {
+      o->command = a;
+    } else if (!o->file) {
+      o->file = a;
+    } else {
+      return usage_error("unexpected argument '%s'", a);
+    }
+  }
+  if (!o->command) return usage_error("%s", "no command given");
+  if (strcmp(o->command, "check") && strcmp(o->command, "dump") && strcmp(o->command, "params"))
+    return usage_error("unknown command '%s'", o->command);
+  if (!o->file) return usage_error("%s needs a FILE.irg", o->command);
+  if (!strcmp(o->command, "dump")) {
+    if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir");
+    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir"))
+      return usage_error("unknown stage '%s' (stages: ast, ir)", o->stage);
+  }
+  return -1;
+}
+
+/* The root file must be a readable regular file: a usage error if not. */
+static int check_root_file(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "irepac: error: cannot read '%s': %s\n", path, strerror(errno));
+    return EXIT_USAGE;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "irepac: error: cannot read '%s': is a directory\n", path);
+    return EXIT_USAGE;
+  }
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "irepac: error: cannot read '%s': %s\n", path, strerror(errno));
+    return EXIT_USAGE;
+  }
+  fclose(f);
+  return -1;
+}
+
+static void print_summary(const Options *o, const Program *prog, const IrProgram *ir) {
+  if (!elab_has_model(prog)) {
+    int modules = 0, fns = 0;
+    const AstFile *f = prog->files[0];
+    for (int i = 0; i < f->decls.n; i++) {
+      modules += f->decls.items[i]->kind == D_MODULE;
+      fns += f->decls.items[i]->kind == D_FN;
+    }
+    printf("%s: ok (library: %d modules, %d functions; no model to elaborate)\n", o->file, modules, fns);
+    return;
+  }
+  int64_t total = 0;
+  for (int i = 0; i < ir->params.n; i++) {
+    Dim n;
+    shape_numel(&ir->params.items[i].shape, &n);
+    total += n.n;
+  }
+  printf("%s: ok (model %s: %d parameter tensors, %lld elements; entries:", o->file,
+         ir->root_module, ir->params.n, (long long)total);
+  for (int i = 0; i < ir->nentries; i++)
+    printf("%s %s [%d nodes]", i ? "," : "", ir->entries[i]->name, ir->entries[i]->n);
+  printf("%s)\n", ir->nentries ? "" : " none");
+}
+
+static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
+  ParseOptions popt = {(const char **)o->includes, o->ninclude};
+  Program prog;
+  bool ok = irg_load_program(arena, diags, o->file, &popt, &prog);
+  if (!strcmp(o->command, "dump") && !strcmp(o->stage, "ast")) {
+    if (prog.nfiles > 0) ast_print(stdout, prog.files[0], sources, o->with_locs);
+    return ok ? 0 : EXIT_PROGRAM_ERROR;
+  }
+  if (!ok) return EXIT_PROGRAM_ERROR;
+  bool params = !strcmp(o->command, "params");
+  ElabOptions eopt = {o->entry, params};
+  IrProgram ir;
+  if (!elab_program(arena, diags, &prog, &eopt, &ir)) return EXIT_PROGRAM_ERROR;
+  if ((params || !strcmp(o->command, "dump")) && !elab_has_model(&prog)) {
+    diag_error(diags, (SrcLoc){prog.files[0]->file, 0, 0},
+               "declares no model (add: model = SomeModule(...);)");
+    return EXIT_PROGRAM_ERROR;
+  }
+  if (params) ir_print_params(stdout, &ir.params);
+  else if (!strcmp(o->command, "dump"))
+    for (int i = 0; i < ir.nentries; i++) {
+      if (i) fputc('\n', stdout);
+      ir_print_graph(stdout, ir.entries[i], o->with_locs, sources);
+    }
+  else print_summary(o, &prog, &ir);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  Options o = {0};
+  int rc = parse_args(argc, argv, &o);
+  if (rc >= 0) return rc;
+  rc = check_root_file(o.file);
+  if (rc >= 0) return rc;
+  Arena arena;
+  arena_init(&arena);
+  arena.limit_bytes = (size_t)4 << 30;
+  SourceSet sources = {0};
+  DiagList diags;
+  diag_init(&diags, &arena, &sources);
+  rc = run(&o, &arena, &sources, &diags);
+  fflush(stdout);
+  diag_print(stderr, &diags);
+  if (rc == 0 && diags.nerrors) rc = EXIT_PROGRAM_ERROR;
+  arena_free(&arena);
+  return rc;
+}

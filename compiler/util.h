@@ -1,0 +1,52 @@
+/* util.h: arena allocation, growable strings and small helpers shared by
+ * every compiler pass. Everything a compilation allocates lives in one arena
+ * that is freed at once, so passes never free piecemeal and cannot leak. */
+#ifndef IREPA_UTIL_H
+#define IREPA_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct {
+  ArenaBlock *head;
+  size_t used_bytes;   /* total handed out, for limits and statistics */
+  size_t limit_bytes;  /* 0 = no limit; past it arena_alloc returns NULL */
+} Arena;
+
+void arena_init(Arena *a);
+void arena_free(Arena *a);
+/* Zeroed memory, aligned for any type; NULL only when the limit is hit or
+ * malloc fails. */
+void *arena_alloc(Arena *a, size_t size);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Grows an array held in the arena: returns a copy with room for `new_cap`
+ * elements (old contents kept). */
+void *arena_grow(Arena *a, void *old, size_t old_cap, size_t new_cap,
+                 size_t elem_size);
+
+/* Growable string on the heap (for printers that build text). */
+typedef struct {
+  char *data;
+  size_t len, cap;
+  bool failed;  /* an allocation failed; contents are truncated */
+} StrBuf;
+
+void sb_init(StrBuf *sb);
+void sb_free(StrBuf *sb);
+void sb_puts(StrBuf *sb, const char *s);
+void sb_putc(StrBuf *sb, char c);
+void sb_printf(StrBuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
+
+/* Checked int64 arithmetic: false on overflow. */
+bool mul_overflows(int64_t a, int64_t b, int64_t *out);
+bool add_overflows(int64_t a, int64_t b, int64_t *out);
+
+#endif
