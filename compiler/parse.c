@@ -72,24 +72,12 @@ static char *read_all(Arena *a, FILE *fp, size_t size) {
   return text;
 }
 
-int irg_read_source(Arena *a, DiagList *d, const char *path, SrcLoc from) {
-  struct stat st;
-  if (stat(path, &st) != 0) return file_error(a, d, path, from, strerror(errno));
-  if (S_ISDIR(st.st_mode)) return file_error(a, d, path, from, "is a directory");
-  if (!S_ISREG(st.st_mode)) return file_error(a, d, path, from, "not a regular file");
-  if (st.st_size > SOURCE_MAX_BYTES)
-    return file_error(a, d, path, from, "file larger than 16 MiB");
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return file_error(a, d, path, from, strerror(errno));
-  size_t size = (size_t)st.st_size;
-  char *text = read_all(a, fp, size);
-  int read_errno = errno;
-  fclose(fp);
-  if (!text)
-    return file_error(a, d, path, from,
-                      read_errno ? strerror(read_errno) : "short read");
+int irg_add_source(Arena *a, DiagList *d, const char *path, char *text, size_t size) {
   int f = src_add(d->sources, a, path, text, size);
-  if (f < 0) return file_error(a, d, path, from, "out of memory");
+  if (f < 0) {
+    diag_error(d, NO_LOC, "out of memory reading '%s'", path);
+    return -1;
+  }
   char real[PATH_MAX];
   if (realpath(path, real)) d->sources->files[f]->real_path = arena_strdup(a, real);
   const char *nul = memchr(text, '\0', size);
@@ -109,6 +97,25 @@ int irg_read_source(Arena *a, DiagList *d, const char *path, SrcLoc from) {
     return -1;
   }
   return f;
+}
+
+int irg_read_source(Arena *a, DiagList *d, const char *path, SrcLoc from) {
+  struct stat st;
+  if (stat(path, &st) != 0) return file_error(a, d, path, from, strerror(errno));
+  if (S_ISDIR(st.st_mode)) return file_error(a, d, path, from, "is a directory");
+  if (!S_ISREG(st.st_mode)) return file_error(a, d, path, from, "not a regular file");
+  if (st.st_size > SOURCE_MAX_BYTES)
+    return file_error(a, d, path, from, "file larger than 16 MiB");
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return file_error(a, d, path, from, strerror(errno));
+  size_t size = (size_t)st.st_size;
+  char *text = read_all(a, fp, size);
+  int read_errno = errno;
+  fclose(fp);
+  if (!text)
+    return file_error(a, d, path, from,
+                      read_errno ? strerror(read_errno) : "short read");
+  return irg_add_source(a, d, path, text, size);
 }
 
 AstFile *irg_parse(Arena *arena, DiagList *diags, int file) {
@@ -226,6 +233,8 @@ static void load_imports(Loader *L, AstFile *ast) {
 }
 
 /* Returns the loaded file's index, or -1. */
+static int parse_loaded(Loader *L, int f, const char *path, SrcLoc from);
+
 static int load_file(Loader *L, const char *path, SrcLoc from) {
   if (L->prog->nfiles >= IMPORT_MAX_FILES || L->depth >= IMPORT_MAX_FILES) {
     diag_error(L->diags, from, "more than %d files imported", IMPORT_MAX_FILES);
@@ -237,6 +246,11 @@ static int load_file(Loader *L, const char *path, SrcLoc from) {
     L->ok = false;
     return -1;
   }
+  return parse_loaded(L, f, path, from);
+}
+
+/* Parses registered file `f`, adds it to the program and loads its imports. */
+static int parse_loaded(Loader *L, int f, const char *path, SrcLoc from) {
   int nerr = L->diags->nerrors;
   AstFile *ast = irg_parse(L->arena, L->diags, f);
   if (!ast) {
@@ -259,11 +273,24 @@ static int load_file(Loader *L, const char *path, SrcLoc from) {
   return f;
 }
 
+static const ParseOptions no_options = {NULL, 0};
+
 bool irg_load_program(Arena *arena, DiagList *diags, const char *path,
                       const ParseOptions *opt, Program *prog) {
-  static const ParseOptions no_opt = {NULL, 0};
   memset(prog, 0, sizeof *prog);
-  Loader L = {arena, diags, opt ? opt : &no_opt, prog, {0}, 0, true};
+  Loader L = {arena, diags, opt ? opt : &no_options, prog, {0}, 0, true};
   load_file(&L, path, NO_LOC);
+  return L.ok;
+}
+
+bool irg_load_program_text(Arena *arena, DiagList *diags, const char *name,
+                           const char *text, size_t len, const ParseOptions *opt,
+                           Program *prog) {
+  memset(prog, 0, sizeof *prog);
+  Loader L = {arena, diags, opt ? opt : &no_options, prog, {0}, 0, true};
+  char *copy = arena_strndup(arena, text, len);
+  int f = copy ? irg_add_source(arena, diags, name, copy, len) : -1;
+  if (f < 0) return false;
+  parse_loaded(&L, f, name, NO_LOC);
   return L.ok;
 }

@@ -48,6 +48,17 @@ typedef struct {
 bool irg_load_program(Arena *arena, DiagList *diags, const char *path,
                       const ParseOptions *opt, Program *prog);
 
+/* Like irg_load_program, with the root file's text given (imports are
+ * still read from disk, relative to `name` and the include directories). */
+bool irg_load_program_text(Arena *arena, DiagList *diags, const char *name,
+                           const char *text, size_t len, const ParseOptions *opt,
+                           Program *prog);
+
+/* Validates text (NUL bytes, UTF-8) and registers it as file `path`; the
+ * text must stay alive as long as the arena. Returns the index or -1. */
+int irg_add_source(Arena *arena, DiagList *diags, const char *path, char *text,
+                   size_t len);
+
 /* Reads and validates one file (size, NUL bytes, UTF-8) and registers it.
  * Returns its file index, or -1 with a diagnostic at `from`. */
 int irg_read_source(Arena *arena, DiagList *diags, const char *path,

@@ -8,6 +8,12 @@ one encoder with Z = 768, projector_dim 2048):
     tests/params/sit_b2_irepa.params   projection_layer_type conv, kernel 1
                                        (ldm default --proj-kwargs-kernel-size)
 
+Also writes tests/params/sit_all_sizes.totals: for every registry model
+(SiT-S/B/L/XL x 2/4/8) at latent 32x32x4 without projectors, "NAME TOTAL".
+SiT-S is built with its final layer at its own width (384), irepa's fix of
+the reference's unusable 768 (docs/compatibility.md); the other sizes are the
+reference exactly.
+
 Format: a '#' header line, then one line per state_dict entry in state_dict
 order, "NAME [d0,d1,...] NUMEL", then "total N" (sum of numel over the state_dict).
 
@@ -123,8 +129,20 @@ def self_check() -> None:
     assert got == base, f"eval_mode SiT-B/2: {got} != {base}"
 
 
+def render_all_sizes() -> str:
+    lines = [HEADER.format(ver=torch_version_xy())]
+    for name, cfg in sit_ref.SIT_CONFIGS.items():
+        model = build_meta(name, z_dims=[], final_width=cfg["hidden"])
+        lines.append(f"{name} {count(model)}")
+    return "\n".join(lines) + "\n"
+
+
+ALL_SIZES = "sit_all_sizes.totals"
+
+
 def generate(out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / ALL_SIZES).write_text(render_all_sizes(), encoding="utf-8")
     totals = {}
     for fname, kw in GOLDENS.items():
         model = build_meta("SiT-B/2", **B2_COMMON, **kw)
@@ -155,7 +173,7 @@ def main(argv=None) -> int:
     rc = 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        for fname in GOLDENS:
+        for fname in [*GOLDENS, ALL_SIZES]:
             have_p = args.out_dir / fname
             new = (Path(tmp) / fname).read_text(encoding="utf-8").splitlines(keepends=True)
             if not have_p.exists():
