@@ -124,6 +124,15 @@ static void print_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
+/* A float literal keeps a '.' or an exponent so that 2.0 does not print as
+ * the int 2: the two differ in dtype rules. */
+static void print_float(FILE *out, double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.17g", v);
+  fputs(buf, out);
+  if (!strpbrk(buf, ".eni")) fputs(".0", out);
+}
+
 static void print_exprs(Printer *p, const ExprList *l) {
   for (int i = 0; i < l->n; i++) {
     fputc(' ', p->out);
@@ -140,7 +149,7 @@ static void print_expr(Printer *p, const Expr *e) {
   FILE *out = p->out;
   switch (e->kind) {
   case E_INT: fprintf(out, "%lld", e->ival); break;
-  case E_FLOAT: fprintf(out, "%.17g", e->fval); break;
+  case E_FLOAT: print_float(out, e->fval); break;
   case E_STR: print_string(out, e->str); break;
   case E_BOOL: fputs(e->ival ? "true" : "false", out); break;
   case E_NONE: fputs("None", out); break;

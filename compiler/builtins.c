@@ -23,7 +23,7 @@ bool bind_builtin_args(Elab *E, const Builtin *b, CallArgs *args, Value **out, S
   while (np < 6 && b->params[np]) np++;
   for (int i = 0; i < 6; i++) out[i] = NULL;
   if (args->npos > np) {
-    fail(E, loc, "%s takes at most %d argument%s but %d were given", b->name, np, np == 1 ? "" : "s", args->npos);
+    fail(E, args->pos_locs[np], "%s takes at most %d argument%s but %d were given", b->name, np, np == 1 ? "" : "s", args->npos);
     return false;
   }
   for (int i = 0; i < args->npos; i++) out[i] = args->pos[i];
@@ -98,6 +98,7 @@ static Value *bi_range(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) {
   if (count > ELAB_MAX_UNROLL)
     return fail(E, loc, "range has %lld elements; compile-time loops are limited to %d",
                 (long long)count, ELAB_MAX_UNROLL);
+  if (!charge(E, (int64_t)count, loc)) return NULL;
   Value *v = new_seq(E, V_LIST, (int)count);
   if (!v) return NULL;
   for (int64_t i = 0; i < (int64_t)count; i++)
@@ -155,8 +156,9 @@ static Value *bi_isqrt(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) {
   if (!as_int(E, a[0], &n, loc, "isqrt argument")) return NULL;
   if (n < 0) return fail(E, loc, "isqrt of negative %lld", (long long)n);
   int64_t r = (int64_t)sqrt((double)n);
-  while (r * r > n) r--;
-  while ((r + 1) * (r + 1) <= n) r++;
+  /* Compare by division: r * r overflows near INT64_MAX. */
+  while (r > 0 && r > n / r) r--;
+  while (r + 1 <= n / (r + 1)) r++;
   return int_value(E, r);
 }
 
@@ -312,7 +314,9 @@ static Value *bi_attention(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc
   Node *k = q ? tensor_arg(E, a[1], loc, "attention") : NULL;
   Node *v = k ? tensor_arg(E, a[2], loc, "attention") : NULL;
   if (!v) return NULL;
-  double scale = 1.0 / sqrt((double)q->shape.d[q->shape.rank - 1].n);
+  if (q->shape.rank < 1) return tensor_value(E, ir_attention(&E->ir, q, k, v, 1.0, loc));
+  /* A rank-0 q has no head dimension; ir_attention reports it. */
+  double scale = q->shape.rank ? 1.0 / sqrt((double)q->shape.d[q->shape.rank - 1].n) : 1.0;
   if (a[3] && !as_float(E, a[3], &scale, loc, "attention scale")) return NULL;
   return tensor_value(E, ir_attention(&E->ir, q, k, v, scale, loc));
 }
@@ -349,9 +353,17 @@ static Value *bi_reshape(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) 
     shape_numel(&x->shape, &total);
     if (known.sym && !total.sym)
       return fail(E, loc, "reshape: cannot infer -1 for %s", ir_type_str(E->arena, x->dtype, &x->shape, E->ir.g->sym_name));
-    if (total.n % known.n != 0)
-      return fail(E, loc, "reshape: cannot reshape %s: %lld elements are not divisible by %lld",
-                  ir_type_str(E->arena, x->dtype, &x->shape, E->ir.g->sym_name), (long long)total.n, (long long)known.n);
+    if (total.n % known.n != 0) {
+      StrBuf sb; /* "B*24 elements are not a multiple of B*5" */
+      sb_init(&sb);
+      ir_format_dim(&sb, total, E->ir.g->sym_name);
+      sb_puts(&sb, " elements are not a multiple of ");
+      ir_format_dim(&sb, known, E->ir.g->sym_name);
+      fail(E, loc, "reshape: cannot infer -1 for %s: its %s",
+           ir_type_str(E->arena, x->dtype, &x->shape, E->ir.g->sym_name), sb.data ? sb.data : "?");
+      sb_free(&sb);
+      return NULL;
+    }
     s.d[infer] = (Dim){total.n / known.n, total.sym && !known.sym};
   }
   return tensor_value(E, ir_reshape(&E->ir, x, s, loc));
@@ -419,6 +431,7 @@ static Value *bi_chunk(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) {
   if (n <= 0 || n > ELAB_MAX_UNROLL || d.n % n != 0)
     return fail(E, loc, "chunk: axis %d of size %lld does not split into %lld equal parts", axis,
                 (long long)d.n, (long long)n);
+  if (!charge(E, n, loc)) return NULL;
   Value *v = new_seq(E, V_TUPLE, (int)n);
   if (!v) return NULL;
   int64_t start[IR_MAX_RANK] = {0}, stop[IR_MAX_RANK], step[IR_MAX_RANK];

@@ -97,6 +97,34 @@ const char *diag_loc_str(DiagList *d, SrcLoc loc) {
                       loc.line, loc.col);
 }
 
+/* Length of the UTF-8 sequence at s[i] (before n), or 0 if it is not one. */
+static size_t utf8_len(const char *s, size_t i, size_t n) {
+  unsigned char c = (unsigned char)s[i];
+  size_t len = c < 0x80 ? 1 : c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3
+             : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+  if (len == 0 || i + len > n) return 0;
+  for (size_t k = 1; k < len; k++)
+    if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
+  return len;
+}
+
+/* Prints s[0..n) for a terminal: bytes that are not UTF-8 (the file may be
+ * the one rejected for them), NUL and other control characters print as
+ * '?', one column each, so the output stays text and the caret lines up. */
+static void put_text(FILE *out, const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t len = utf8_len(s, i, n);
+    unsigned char c = (unsigned char)s[i];
+    if (len == 0 || (len == 1 && ((c < 0x20 && c != '\t') || c == 0x7F))) {
+      fputc('?', out);
+      i++;
+    } else {
+      fwrite(s + i, 1, len, out);
+      i += len;
+    }
+  }
+}
+
 /* Prints the source line of `loc` and a caret under its column. Long lines
  * are cut to a window around the column. */
 static void print_snippet(FILE *out, const SourceFile *f, SrcLoc loc) {
@@ -105,21 +133,24 @@ static void print_snippet(FILE *out, const SourceFile *f, SrcLoc loc) {
   size_t n = 0;
   while (line + n < f->text + f->len && line[n] != '\n') n++;
   if (n > 0 && line[n - 1] == '\r') n--;
-  size_t col = loc.col > 0 ? (size_t)loc.col - 1 : 0;
-  if (col > n) col = n;
+  /* loc.col counts characters; find the byte where that character starts. */
+  size_t col = 0;
+  for (int c = 1; c < loc.col && col < n; c++)
+    do col++; while (col < n && ((unsigned char)line[col] & 0xC0) == 0x80);
   size_t start = 0;
   if (n > SNIPPET_MAX && col > SNIPPET_MAX / 2) start = col - SNIPPET_MAX / 2;
   /* Do not start in the middle of a UTF-8 sequence. */
   while (start > 0 && ((unsigned char)line[start] & 0xC0) == 0x80) start--;
   size_t end = start + SNIPPET_MAX < n ? start + SNIPPET_MAX : n;
   while (end < n && ((unsigned char)line[end] & 0xC0) == 0x80) end++;
-  fprintf(out, "  %s%.*s%s\n  ", start ? "..." : "", (int)(end - start),
-          line + start, end < n ? "..." : "");
+  fprintf(out, "  %s", start ? "..." : "");
+  put_text(out, line + start, end - start);
+  fprintf(out, "%s\n  ", end < n ? "..." : "");
   if (start) fputs("   ", out);
-  for (size_t i = start; i < col; i++) {
-    unsigned char c = (unsigned char)line[i];
-    if ((c & 0xC0) == 0x80) continue; /* one column per UTF-8 character */
-    fputc(c == '\t' ? '\t' : ' ', out);
+  for (size_t i = start; i < col;) { /* one column per character */
+    size_t len = utf8_len(line, i, n);
+    fputc(line[i] == '\t' ? '\t' : ' ', out);
+    i += len ? len : 1;
   }
   fputs("^\n", out);
 }

@@ -92,11 +92,38 @@ const char *kind_name(ValueKind k) {
   return names[k];
 }
 
+const char *a_kind(ValueKind k) {
+  switch (k) {
+  case V_NONE: return "None";
+  case V_INT: return "an int";
+  case V_FLOAT: return "a float";
+  case V_BOOL: return "a bool";
+  case V_STR: return "a str";
+  case V_LIST: return "a list";
+  case V_TUPLE: return "a tuple";
+  case V_DIM: return "a dimension";
+  case V_TENSOR: return "a tensor";
+  case V_PARAM: return "a parameter";
+  case V_INSTANCE: return "a module instance";
+  case V_MODULE: return "a module";
+  case V_FN: return "a function";
+  case V_METHOD: return "a method";
+  case V_BUILTIN: return "a built-in function";
+  case V_DTYPE: return "a dtype";
+  case V_SLICE: return "a slice";
+  }
+  return "a value";
+}
+
 /* A short description of a value for messages. */
 const char *value_str(Elab *E, Value *v) {
   switch (v->kind) {
   case V_INT: return arena_printf(E->arena, "%lld", (long long)v->i);
-  case V_FLOAT: return arena_printf(E->arena, "%g", v->f);
+  case V_FLOAT: {
+    /* Keep a '.' so that 4.0 does not read as the int 4. */
+    const char *s = arena_printf(E->arena, "%g", v->f);
+    return s && !strpbrk(s, ".eni") ? arena_printf(E->arena, "%s.0", s) : s;
+  }
   case V_BOOL: return v->i ? "true" : "false";
   case V_STR: return arena_printf(E->arena, "\"%s\"", v->s);
   case V_TENSOR:
@@ -170,9 +197,43 @@ Value *lookup(Elab *E, Env *env, const char *name, SrcLoc loc, bool report) {
   return NULL;
 }
 
+static bool is_definition(const Decl *d) { return d->kind == D_MODULE || d->kind == D_FN; }
+
+/* A name a file defines must not also come from one of its imports, and two
+ * imports of one file must not define the same name. */
+static bool check_import_clashes(Elab *E, AstFile *f) {
+  bool ok = true;
+  for (int i = 0; i < f->decls.n; i++) {
+    Decl *imp = f->decls.items[i];
+    AstFile *lib = imp->kind == D_IMPORT ? file_ast(E, imp->import_file) : NULL;
+    for (int k = 0; lib && k < lib->decls.n; k++) {
+      Decl *d = lib->decls.items[k];
+      if (!is_definition(d)) continue;
+      Decl *own = find_decl(f, d->name);
+      Decl *earlier = NULL;
+      for (int j = 0; j < i && !own && !earlier; j++) {
+        Decl *prev = f->decls.items[j];
+        Decl *other = prev->kind == D_IMPORT ? find_decl(file_ast(E, prev->import_file), d->name) : NULL;
+        if (other && other != d) earlier = other;
+      }
+      if (!own && !earlier) continue;
+      if (own)
+        diag_error(E->diags, own->loc, "'%s' is defined both here and in %s", d->name,
+                   src_path(E->diags->sources, d->file));
+      else
+        diag_error(E->diags, imp->loc, "'%s' of %s is already defined by an earlier import",
+                   d->name, src_path(E->diags->sources, d->file));
+      diag_note(E->diags, own ? d->loc : earlier->loc, "other definition of '%s'", d->name);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 /* Duplicate declarations within a file, or clashing with an import. */
 static bool check_names(Elab *E) {
   bool ok = true;
+  for (int i = 0; i < E->prog->nfiles; i++) ok &= check_import_clashes(E, E->prog->files[i]);
   for (int i = 0; i < E->prog->nfiles; i++) {
     AstFile *f = E->prog->files[i];
     for (int k = 0; k < f->decls.n; k++) {
@@ -240,8 +301,8 @@ Instance *make_container(Elab *E, Value **items, int n, bool sequential, SrcLoc 
   c->sequential = sequential;
   for (int i = 0; i < n; i++) {
     if (items[i]->kind != V_INSTANCE) {
-      diag_error(E->diags, loc, "element %d of a module list is a %s, not a module instance",
-                 i, kind_name(items[i]->kind));
+      diag_error(E->diags, loc, "element %d of a module list is %s, not a module instance",
+                 i, a_kind(items[i]->kind));
       return NULL;
     }
     if (!register_child(E, c, items[i]->inst, arena_printf(E->arena, "%d", i), loc)) return NULL;
@@ -255,6 +316,42 @@ static bool list_has_instance(Value *v) {
   return false;
 }
 
+/* "first defined here" under a duplicate, where the old value has a place. */
+static void note_previous(Elab *E, Value *old) {
+  SrcLoc at = NO_LOC;
+  if (old->kind == V_PARAM) at = old->param->info.loc;
+  else if (old->kind == V_METHOD) at = old->method->loc;
+  else if (old->kind == V_INSTANCE) at = old->inst->loc;
+  if (at.file >= 0) diag_note(E->diags, at, "first defined here");
+}
+
+/* Whether v holds a module instance anywhere inside a tuple or list. */
+static bool holds_instance(Value *v) {
+  if (v->kind == V_INSTANCE) return true;
+  if (v->kind != V_LIST && v->kind != V_TUPLE) return false;
+  for (int i = 0; i < v->n; i++)
+    if (holds_instance(v->items[i])) return true;
+  return false;
+}
+
+/* Members can hold an instance or a flat list of them; anything else that
+ * contains instances would hide their parameters from the model. */
+static bool registrable(Elab *E, Value *v, SrcLoc loc) {
+  if (v->kind == V_TUPLE && holds_instance(v)) {
+    diag_error(E->diags, loc, "module instances in a tuple are not registered; use a list [a, b]");
+    return false;
+  }
+  if (v->kind == V_LIST)
+    for (int i = 0; i < v->n; i++)
+      if (v->items[i]->kind != V_INSTANCE && holds_instance(v->items[i])) {
+        diag_error(E->diags, loc,
+                   "element %d nests module instances in a %s; a member may hold a flat list of "
+                   "modules only", i, kind_name(v->items[i]->kind));
+        return false;
+      }
+  return true;
+}
+
 /* Binds a member of a module body, registering instances as children. */
 static bool bind_member(Elab *E, Env *env, const char *name, Value *v, SrcLoc loc) {
   Instance *self = env->self;
@@ -263,8 +360,10 @@ static bool bind_member(Elab *E, Env *env, const char *name, Value *v, SrcLoc lo
               (old->kind == V_LIST && list_has_instance(old)))) {
     diag_error(E->diags, loc, "'%s' is already a %s of this module", name,
                old->kind == V_PARAM ? "parameter" : "sub-module");
+    note_previous(E, old);
     return false;
   }
+  if (!registrable(E, v, loc)) return false;
   if (v->kind == V_INSTANCE && !register_child(E, self, v->inst, name, loc)) return false;
   if (v->kind == V_LIST && list_has_instance(v)) {
     Instance *c = make_container(E, v->items, v->n, false, loc);
@@ -278,14 +377,23 @@ static bool eval_init(Elab *E, Env *env, Expr *e, const Shape *s, InitRule *out)
 /* param NAME: TYPE = INIT;  inside a module body. */
 static bool declare_param(Elab *E, Env *env, Stmt *st) {
   Instance *self = env->self;
-  if (env_get_local(env, st->name)) {
+  Value *old = env_get_local(env, st->name);
+  if (old) {
     diag_error(E->diags, st->loc, "'%s' is already defined in this module", st->name);
+    note_previous(E, old);
     return false;
   }
   TypeExpr *t = st->type;
   DType dt;
   if (t->kind != TY_TENSOR || !dtype_from_name(t->dtype, &dt)) {
     diag_error(E->diags, t->loc, "parameter '%s' needs a tensor type such as f32[...]", st->name);
+    return false;
+  }
+  if (!st->flag && !dtype_is_float(dt)) {
+    /* PyTorch cannot train (requires_grad) integer or bool tensors. */
+    diag_error(E->diags, t->loc,
+               "parameter '%s' has dtype %s; only floating-point parameters are trainable "
+               "(declare it 'frozen param')", st->name, t->dtype);
     return false;
   }
   if (t->any_rank) {
@@ -330,6 +438,13 @@ static bool declare_param(Elab *E, Env *env, Stmt *st) {
   p->info.trainable = !st->flag;
   p->info.loc = st->loc;
   if (!eval_init(E, env, st->value, &s, &p->info.init)) return false;
+  InitKind k = p->info.init.kind;
+  if (!dtype_is_float(dt) && k != INIT_ZEROS && k != INIT_ONES && k != INIT_CONSTANT) {
+    diag_error(E->diags, st->value->loc,
+               "parameter '%s' is %s: only zeros, ones and constant initialise non-float parameters",
+               st->name, dtype_name(dt));
+    return false;
+  }
   if (self->nparams == self->capparams) {
     int cap = self->capparams ? self->capparams * 2 : 4;
     OwnParam **ps = arena_grow(E->arena, self->params, (size_t)self->capparams, (size_t)cap, sizeof *ps);
@@ -372,6 +487,12 @@ static bool init_fail(Elab *E, SrcLoc loc, const char *msg, const char *rule) {
   return false;
 }
 
+/* An integer argument of a rule; 0 (which every rule rejects) when it is
+ * not a whole number in 1..max (a huge double cannot become an int64_t). */
+static int64_t init_int(double v, int64_t max) {
+  return v >= 1 && v <= (double)max && v == (double)(int64_t)v ? (int64_t)v : 0;
+}
+
 static bool eval_init(Elab *E, Env *env, Expr *e, const Shape *s, InitRule *out) {
   if (e->kind != E_CALL || e->a->kind != E_NAME) {
     diag_error(E->diags, e->loc, "a parameter initialiser must be a rule such as zeros() or xavier_uniform()");
@@ -397,8 +518,12 @@ static bool eval_init(Elab *E, Env *env, Expr *e, const Shape *s, InitRule *out)
       for (int k = 0; k < 2; k++)
         if (init_args[kind][k] && !strcmp(a->name, init_args[kind][k])) slot = k;
     if (slot < 0 || slot >= 2 || !init_args[kind][slot]) {
-      diag_error(E->diags, a->loc, "%s: unexpected argument%s%s", name, a->name ? " " : "",
-                 a->name ? a->name : "");
+      int nargs = !!init_args[kind][0] + !!init_args[kind][1];
+      if (a->name)
+        diag_error(E->diags, a->loc, "%s has no argument '%s'", name, a->name);
+      else
+        diag_error(E->diags, a->loc, "%s takes at most %d argument%s", name, nargs,
+                   nargs == 1 ? "" : "s");
       return false;
     }
     if (given[slot]) {
@@ -433,20 +558,23 @@ static bool eval_init(Elab *E, Env *env, Expr *e, const Shape *s, InitRule *out)
     break;
   case INIT_XAVIER_UNIFORM:
   case INIT_TORCH_DEFAULT:
-    out->fan_in = given[0] ? (int64_t)vals[0] : fan_in;
-    out->fan_out = given[1] ? (int64_t)vals[1] : fan_out;
+    out->fan_in = given[0] ? init_int(vals[0], (int64_t)1 << 40) : fan_in;
+    out->fan_out = given[1] ? init_int(vals[1], (int64_t)1 << 40) : fan_out;
     if (out->kind == INIT_TORCH_DEFAULT) out->fan_out = 0;
     if (out->fan_in <= 0 || (out->kind == INIT_XAVIER_UNIFORM && out->fan_out <= 0))
-      return init_fail(E, e->loc, "fans must be positive", name);
+      return init_fail(E, e->loc, "fan_in and fan_out must be positive whole numbers", name);
     break;
   case INIT_SINCOS_2D: {
     int64_t T = s->rank == 3 ? s->d[1].n : 0;
-    int64_t g = given[0] ? (int64_t)vals[0] : 0;
+    int64_t g = given[0] ? init_int(vals[0], (int64_t)1 << 20) : 0; /* T <= 2^40 */
     if (!given[0])
       while ((g + 1) * (g + 1) <= T) g++;
-    if (s->rank != 3 || s->d[0].n != 1 || g * g != T || s->d[2].n % 4 != 0)
-      return init_fail(E, e->loc,
-                       "needs a [1, grid*grid, D] parameter with D divisible by 4", name);
+    if (s->rank != 3 || s->d[0].n != 1 || g * g != T || s->d[2].n % 4 != 0) {
+      const char *ty = ir_type_str(E->arena, DT_F32, s, NULL);
+      return init_fail(E, e->loc, arena_printf(E->arena,
+                       "needs a [1, grid*grid, D] parameter with D divisible by 4, found %s",
+                       strchr(ty, '[')), name);
+    }
     out->grid = g;
     break;
   }
@@ -473,8 +601,8 @@ static Flow exec_for(Elab *E, Env *env, Stmt *st, BodyKind kind, Value **ret) {
   Value *it = eval(E, env, st->value);
   if (!it) return FLOW_ERROR;
   if (it->kind != V_LIST && it->kind != V_TUPLE) {
-    diag_error(E->diags, st->value->loc, "for: cannot iterate over a %s (use range(n) or a list)",
-               kind_name(it->kind));
+    diag_error(E->diags, st->value->loc, "for: cannot iterate over %s (use range(n) or a list)",
+               a_kind(it->kind));
     return FLOW_ERROR;
   }
   for (int i = 0; i < it->n; i++) {
@@ -514,8 +642,10 @@ static Flow exec_assign(Elab *E, Env *env, Stmt *st, BodyKind kind) {
 }
 
 static bool record_method(Elab *E, Env *env, Stmt *st) {
-  if (env_get_local(env, st->name)) {
+  Value *old = env_get_local(env, st->name);
+  if (old) {
     diag_error(E->diags, st->loc, "'%s' is already defined in this module", st->name);
+    note_previous(E, old);
     return false;
   }
   Value *m = new_value(E, V_METHOD);
@@ -557,6 +687,7 @@ static Flow exec_stmt(Elab *E, Env *env, Stmt *st, BodyKind kind, Value **ret) {
     }
     if (!v) return FLOW_ERROR;
     *ret = v;
+    E->ret_loc = st->loc;
     return FLOW_RETURN;
   }
   case S_FOR: return exec_for(E, env, st, kind, ret);
@@ -568,13 +699,13 @@ static Flow exec_stmt(Elab *E, Env *env, Stmt *st, BodyKind kind, Value **ret) {
   }
   case S_PARAM:
     if (kind != BODY_MODULE) {
-      diag_error(E->diags, st->loc, "parameters are declared in a module body, not inside a function");
+      diag_error(E->diags, st->loc, "parameters are declared in a module body, not inside a method or function");
       return FLOW_ERROR;
     }
     return declare_param(E, env, st) ? FLOW_NEXT : FLOW_ERROR;
   case S_METHOD:
     if (kind != BODY_MODULE) {
-      diag_error(E->diags, st->loc, "methods are declared in a module body, not inside a function");
+      diag_error(E->diags, st->loc, "methods are declared in a module body, not inside a method or function");
       return FLOW_ERROR;
     }
     return record_method(E, env, st) ? FLOW_NEXT : FLOW_ERROR;
@@ -583,21 +714,35 @@ static Flow exec_stmt(Elab *E, Env *env, Stmt *st, BodyKind kind, Value **ret) {
 }
 
 static Flow exec_block(Elab *E, Env *env, StmtList *body, BodyKind kind, Value **ret) {
-  for (int i = 0; i < body->n; i++) {
-    Flow f = exec_stmt(E, env, body->items[i], kind, ret);
-    if (f != FLOW_NEXT) return f;
-  }
-  return FLOW_NEXT;
+  if (body->n > 0 && !nest_enter(E, body->items[0]->loc)) return FLOW_ERROR;
+  Flow f = FLOW_NEXT;
+  for (int i = 0; i < body->n && f == FLOW_NEXT; i++)
+    f = exec_stmt(E, env, body->items[i], kind, ret);
+  if (body->n > 0) E->nesting--;
+  return f;
 }
 
 /* ---- calls ------------------------------------------------------------ */
 
 /* Binds call arguments to declared parameters in `target`; defaults are
  * evaluated there, so they can use earlier parameters. */
+/* Two parameters of one name would silently bind only the last. */
+static bool distinct_params(Elab *E, const ParamList *params) {
+  for (int i = 0; i < params->n; i++)
+    for (int k = 0; k < i; k++)
+      if (!strcmp(params->items[i].name, params->items[k].name)) {
+        diag_error(E->diags, params->items[i].loc, "duplicate parameter '%s'", params->items[i].name);
+        diag_note(E->diags, params->items[k].loc, "first declared here");
+        return false;
+      }
+  return true;
+}
+
 static bool bind_params(Elab *E, ParamList *params, CallArgs *args, Env *target,
                         SrcLoc loc, const char *what) {
+  if (!distinct_params(E, params)) return false;
   if (args->npos > params->n) {
-    diag_error(E->diags, loc, "%s takes %d argument%s but %d were given", what, params->n,
+    diag_error(E->diags, args->pos_locs[params->n], "%s takes %d argument%s but %d were given", what, params->n,
                params->n == 1 ? "" : "s", args->npos);
     return false;
   }
@@ -654,6 +799,12 @@ static bool enter(Elab *E, SrcLoc loc, const char *what) {
   return true;
 }
 
+/* Where a body's result came from: its return statement, or `fallback`
+ * (the call) when it ran off its end. */
+static SrcLoc returned_at(Elab *E, Flow f, SrcLoc fallback) {
+  return f == FLOW_RETURN ? E->ret_loc : fallback;
+}
+
 static Value *check_return(Elab *E, Env *env, Value *ret, TypeList *rets, bool has_rets,
                            SrcLoc loc, const char *what) {
   if (!has_rets) return ret;
@@ -661,7 +812,7 @@ static Value *check_return(Elab *E, Env *env, Value *ret, TypeList *rets, bool h
   if (rets->n == 1) return check_type(E, env, env, ret, rets->items[0], loc, rw) ? ret : NULL;
   if ((ret->kind != V_TUPLE && ret->kind != V_LIST) || ret->n != rets->n) {
     diag_error(E->diags, loc, "%s returns %s but is declared to return %d values", what,
-               kind_name(ret->kind), rets->n);
+               a_kind(ret->kind), rets->n);
     return NULL;
   }
   for (int i = 0; i < rets->n; i++)
@@ -700,7 +851,8 @@ static Value *call_function(Elab *E, Decl *d, CallArgs *args, SrcLoc loc) {
   Value *ret = E->none;
   if (env && bind_params(E, &d->params, args, env, loc, d->name)) {
     Flow f = exec_block(E, env, &d->body, BODY_FUNCTION, &ret);
-    if (f != FLOW_ERROR) result = check_return(E, env, ret, &d->rets, d->has_rets, loc, d->name);
+    if (f != FLOW_ERROR)
+      result = check_return(E, env, ret, &d->rets, d->has_rets, returned_at(E, f, loc), d->name);
   }
   E->depth--;
   return result;
@@ -718,7 +870,8 @@ static Value *call_method(Elab *E, Instance *inst, Stmt *m, CallArgs *args, SrcL
   Value *ret = E->none;
   if (env && bind_params(E, &m->params, args, env, loc, what)) {
     Flow f = exec_block(E, env, &m->body, BODY_FUNCTION, &ret);
-    if (f != FLOW_ERROR) result = check_return(E, env, ret, &m->rets, m->has_rets, loc, what);
+    if (f != FLOW_ERROR)
+      result = check_return(E, env, ret, &m->rets, m->has_rets, returned_at(E, f, loc), what);
   }
   E->depth--;
   return result;
@@ -755,7 +908,11 @@ Value *call_value(Elab *E, Value *callee, CallArgs *args, SrcLoc loc, const char
   case V_INSTANCE: return call_instance(E, callee->inst, args, loc);
   case V_BUILTIN: return callee->builtin->fn(E, callee->builtin, args, loc);
   default:
-    diag_error(E->diags, loc, "%s is a %s and cannot be called", what, kind_name(callee->kind));
+    if (callee->kind == V_LIST && list_has_instance(callee))
+      diag_error(E->diags, loc, "%s is a list of modules and cannot be called; "
+                 "index it ([i]) or build it with Sequential(...)", what);
+    else
+      diag_error(E->diags, loc, "%s is %s and cannot be called", what, a_kind(callee->kind));
     return NULL;
   }
 }
@@ -805,7 +962,12 @@ Node *param_node(Elab *E, OwnParam *p, SrcLoc loc) {
 static bool entry_input(Elab *E, Env *env, Param *p) {
   TypeExpr *t = p->type;
   DType dt;
-  if (!t || t->kind != TY_TENSOR || t->any_rank || !dtype_from_name(t->dtype, &dt)) {
+  if (t && t->kind == TY_TENSOR && !dtype_from_name(t->dtype, &dt)) {
+    diag_error(E->diags, t->loc, "entry argument '%s': unknown dtype '%s' (f32 f16 bf16 f64 i32 i64 bool)",
+               p->name, t->dtype);
+    return false;
+  }
+  if (!t || t->kind != TY_TENSOR || t->any_rank) {
     diag_error(E->diags, p->loc, "entry argument '%s' needs a tensor type with a shape, such as f32[B, 4, 32, 32]", p->name);
     return false;
   }
@@ -842,6 +1004,12 @@ static bool entry_input(Elab *E, Env *env, Param *p) {
       diag_error(E->diags, de->loc, "dimension %d of entry argument '%s' must be positive", i, p->name);
       return false;
     }
+    for (int k = 0; k < i; k++)
+      if (s.d[k].sym && s.d[i].sym) {
+        diag_error(E->diags, de->loc, "entry argument '%s' has the batch dimension in axes %d and %d; "
+                   "only one axis may depend on it", p->name, k, i);
+        return false;
+      }
   }
   Node *n = ir_input(&E->ir, p->name, dt, s, p->loc);
   return n && env_set(E, env, p->name, tensor_value(E, n));
@@ -852,15 +1020,11 @@ static bool add_output(Elab *E, Graph *g, Value *v, SrcLoc loc) {
   if (v->kind == V_TENSOR) n = v->node;
   else if (v->kind == V_PARAM) n = param_node(E, v->param, loc);
   else {
-    diag_error(E->diags, loc, "entry %s returns a %s; entries return tensors", g->name, kind_name(v->kind));
+    diag_error(E->diags, loc, "entry %s returns %s; entries return tensors", g->name, a_kind(v->kind));
     return false;
   }
   if (!n) return false;
-  Node **outs = arena_grow(E->arena, g->outputs, (size_t)g->noutputs, (size_t)g->noutputs + 1, sizeof *outs);
-  if (!outs) return false;
-  outs[g->noutputs++] = n;
-  g->outputs = outs;
-  return true;
+  return ir_add_output(E->arena, g, n, NULL);
 }
 
 static Graph *trace_entry(Elab *E, Instance *root, Stmt *m) {
@@ -873,18 +1037,21 @@ static Graph *trace_entry(Elab *E, Instance *root, Stmt *m) {
   Env *env = env_new(E, root->env, root->env->file, root);
   Value *ret = E->none;
   bool ok = E->param_nodes && env;
+  ok = ok && distinct_params(E, &m->params);
   for (int i = 0; ok && i < m->params.n; i++) ok = entry_input(E, env, &m->params.items[i]);
   const char *what = arena_printf(E->arena, "entry %s", m->name);
-  if (ok) ok = exec_block(E, env, &m->body, BODY_FUNCTION, &ret) != FLOW_ERROR;
-  if (ok) ok = check_return(E, env, ret, &m->rets, m->has_rets, m->loc, what) != NULL;
+  Flow f = ok ? exec_block(E, env, &m->body, BODY_FUNCTION, &ret) : FLOW_ERROR;
+  ok = f != FLOW_ERROR;
+  SrcLoc at = returned_at(E, f, m->loc);
+  if (ok) ok = check_return(E, env, ret, &m->rets, m->has_rets, at, what) != NULL;
   if (ok) {
     if (ret->kind == V_TUPLE || ret->kind == V_LIST) {
-      for (int i = 0; ok && i < ret->n; i++) ok = add_output(E, g, ret->items[i], m->loc);
+      for (int i = 0; ok && i < ret->n; i++) ok = add_output(E, g, ret->items[i], at);
     } else if (ret->kind == V_NONE) {
-      diag_error(E->diags, m->loc, "entry %s returns nothing", m->name);
+      diag_error(E->diags, at, "entry %s returns nothing", m->name);
       ok = false;
     } else {
-      ok = add_output(E, g, ret, m->loc);
+      ok = add_output(E, g, ret, at);
     }
   }
   ok = ok && ir_prune(E->arena, g) && ir_verify(E->diags, g);
@@ -913,7 +1080,16 @@ static bool trace_entries(Elab *E, Instance *root, const ElabOptions *opt) {
     if (!g || !add_entry(E, g)) ok = false;
   }
   if (opt && opt->entry && !found) {
-    diag_error(E->diags, root->loc, "model %s has no entry named '%s'", root->decl->name, opt->entry);
+    StrBuf sb;
+    sb_init(&sb);
+    for (int i = 0; i < root->env->n; i++) {
+      Value *v = root->env->values[i];
+      if (v->kind == V_METHOD && v->inst == root && v->method->flag)
+        sb_printf(&sb, "%s%s", sb.len ? ", " : "", v->method->name);
+    }
+    diag_error(E->diags, root->loc, "model %s has no entry named '%s' (entries: %s)",
+               root->decl->name, opt->entry, sb.len ? sb.data : "none");
+    sb_free(&sb);
     return false;
   }
   return ok;
@@ -949,8 +1125,8 @@ bool elab_has_model(const Program *prog) {
   return false;
 }
 
-bool elab_program(Arena *a, DiagList *d, const Program *prog, const ElabOptions *opt,
-                  IrProgram *out) {
+static bool elaborate(Arena *a, DiagList *d, const Program *prog, const ElabOptions *opt,
+                      IrProgram *out) {
   memset(out, 0, sizeof *out);
   Elab E = {0};
   E.arena = a;
@@ -973,11 +1149,21 @@ bool elab_program(Arena *a, DiagList *d, const Program *prog, const ElabOptions 
   if (!root) return false;
   if (root->kind != V_INSTANCE || !root->inst->decl) {
     diag_error(d, model->value->loc, "model must be a module instance, such as SiT(...); found %s",
-               kind_name(root->kind));
+               a_kind(root->kind));
     return false;
   }
   out->root_module = root->inst->decl->name;
   if (!add_params(&E, root->inst, "")) return false;
   if (opt && opt->params_only) return true;
   return trace_entries(&E, root->inst, opt);
+}
+
+bool elab_program(Arena *a, DiagList *d, const Program *prog, const ElabOptions *opt,
+                  IrProgram *out) {
+  int nerrors = d->nerrors;
+  bool ok = elaborate(a, d, prog, opt, out);
+  /* Failures report themselves, except where a full arena stopped a list
+   * from growing deep in a helper: the caller still gets a diagnostic. */
+  if (!ok && d->nerrors == nerrors) diag_error(d, NO_LOC, "out of memory during elaboration");
+  return ok;
 }

@@ -83,11 +83,13 @@ Node *as_tensor(Elab *E, Value *v, DType like, bool have_like, SrcLoc loc) {
     DType t = v->kind == V_INT ? DT_I64 : v->kind == V_BOOL ? DT_BOOL : DT_F32;
     if (have_like) {
       if (v->kind == V_FLOAT && !dtype_is_float(like)) {
-        fail(E, loc, "float %g mixed with a %s tensor", v->f, dtype_name(like));
+        fail(E, loc, "float %s used with a tensor of dtype %s (no implicit conversion; use cast)",
+             value_str(E, v), dtype_name(like));
         return NULL;
       }
       if ((v->kind == V_BOOL) != (like == DT_BOOL)) {
-        fail(E, loc, "%s mixed with a %s tensor", value_str(E, v), dtype_name(like));
+        fail(E, loc, "%s %s used with a tensor of dtype %s (no implicit conversion; use cast)",
+             kind_name(v->kind), value_str(E, v), dtype_name(like));
         return NULL;
       }
       t = like;
@@ -156,6 +158,19 @@ static Value *tensor_binary(Elab *E, OprKind op, Value *a, Value *b, SrcLoc loc)
   return tensor_value(E, ir_binary(&E->ir, k, x, y, loc));
 }
 
+/* x ** y for y >= 0 by squaring: 1 ** 10**15 must not loop 10**15 times.
+ * True on overflow; squaring x overflows only when the result would. */
+static bool int_pow(int64_t x, int64_t y, int64_t *out) {
+  int64_t r = 1, base = x;
+  while (y > 0) {
+    if ((y & 1) && mul_overflows(r, base, &r)) return true;
+    y >>= 1;
+    if (y > 0 && mul_overflows(base, base, &base)) return true;
+  }
+  *out = r;
+  return false;
+}
+
 static Value *int_arith(Elab *E, OprKind op, int64_t x, int64_t y, SrcLoc loc) {
   int64_t r = 0;
   bool over = false;
@@ -176,8 +191,7 @@ static Value *int_arith(Elab *E, OprKind op, int64_t x, int64_t y, SrcLoc loc) {
     break;
   case OPR_POW:
     if (y < 0) return float_value(E, pow((double)x, (double)y));
-    r = 1;
-    for (int64_t i = 0; i < y && !over; i++) over = mul_overflows(r, x, &r);
+    over = int_pow(x, y, &r);
     break;
   case OPR_DIV:
     if (y == 0) return fail(E, loc, "division by zero");
@@ -233,7 +247,11 @@ static Value *dim_arith(Elab *E, OprKind op, Dim x, Dim y, SrcLoc loc) {
   return fail(E, loc, "operator '%s' cannot be applied to a batch-dependent dimension", ast_opr_name(op));
 }
 
-static Value *seq_concat(Elab *E, Value *a, Value *b) {
+static Value *seq_concat(Elab *E, Value *a, Value *b, SrcLoc loc) {
+  if ((int64_t)a->n + b->n > ELAB_MAX_LIST)
+    return fail(E, loc, "list of %lld elements is longer than the limit of %d",
+                (long long)a->n + b->n, ELAB_MAX_LIST);
+  if (!charge(E, (int64_t)a->n + b->n, loc)) return NULL;
   Value *v = new_value(E, a->kind);
   if (!v) return NULL;
   v->n = a->n + b->n;
@@ -262,15 +280,19 @@ Value *binary_op(Elab *E, OprKind op, Value *a, Value *b, SrcLoc loc) {
     else if (ka == V_BOOL) eq = a->i == b->i;
     else if (ka == V_NONE) eq = true;
     else if (ka == V_DTYPE) eq = a->dtype == b->dtype;
-    else return fail(E, loc, "cannot compare a %s with '%s'", kind_name(ka), ast_opr_name(op));
+    else return fail(E, loc, "cannot compare %s with '%s'", a_kind(ka), ast_opr_name(op));
     return bool_value(E, eq == (op == OPR_EQ));
   }
   if (op == OPR_ADD && ka == V_STR && kb == V_STR) {
+    size_t n = strlen(a->s) + strlen(b->s);
+    if (n > ELAB_MAX_STRING)
+      return fail(E, loc, "string of %zu bytes is longer than the limit of %d", n, ELAB_MAX_STRING);
     Value *v = new_value(E, V_STR);
-    if (v) v->s = arena_printf(E->arena, "%s%s", a->s, b->s);
+    if (v && !(v->s = arena_printf(E->arena, "%s%s", a->s, b->s)))
+      return fail(E, loc, "out of memory during elaboration");
     return v;
   }
-  if (op == OPR_ADD && (ka == V_LIST || ka == V_TUPLE) && ka == kb) return seq_concat(E, a, b);
+  if (op == OPR_ADD && (ka == V_LIST || ka == V_TUPLE) && ka == kb) return seq_concat(E, a, b, loc);
   return fail(E, loc, "operator '%s' is not defined for %s and %s", ast_opr_name(op),
               kind_name(ka), kind_name(kb));
 }
@@ -327,7 +349,10 @@ static Value *index_seq(Elab *E, Value *base, Value *sub, SrcLoc loc) {
     if (!v) return NULL;
     v->items = arena_alloc(E->arena, sizeof(Value *) * (size_t)(base->n + 1));
     if (!v->items) return NULL;
-    for (int64_t i = lo; i < hi; i += step) v->items[v->n++] = base->items[i];
+    for (int64_t i = lo; i < hi; i += step) {
+      v->items[v->n++] = base->items[i];
+      if (step > hi - i) break; /* i + step would pass hi, or overflow */
+    }
     return v;
   }
   int64_t i;
@@ -367,6 +392,7 @@ static Value *index_tensor(Elab *E, Value *base, Value **subs, int nsubs, SrcLoc
       if (d.sym) {
         bool whole = !sub->items[0] && !sub->items[1] && !sub->items[2];
         if (!whole) return fail(E, loc, "the batch axis %d of %s can only be taken whole (:)", axis, ty);
+        if (out.rank >= IR_MAX_RANK) return fail(E, loc, "indexing gives more than %d axes", IR_MAX_RANK);
         out.d[out.rank++] = d;
       } else {
         int64_t lo, hi, st;
@@ -375,7 +401,8 @@ static Value *index_tensor(Elab *E, Value *base, Value **subs, int nsubs, SrcLoc
         start[axis] = lo;
         stop[axis] = hi;
         step[axis] = st;
-        out.d[out.rank++] = (Dim){(hi - lo + st - 1) / st, false};
+        if (out.rank >= IR_MAX_RANK) return fail(E, loc, "indexing gives more than %d axes", IR_MAX_RANK);
+        out.d[out.rank++] = (Dim){(hi - lo - 1) / st + 1, false}; /* no overflow for huge st */
       }
     } else {
       int64_t idx;
@@ -420,11 +447,11 @@ static Value *eval_index(Elab *E, Env *env, Expr *e) {
   }
   if (is_tensorish(base)) return index_tensor(E, base, subs, n, e->loc);
   if (base->kind == V_LIST || base->kind == V_TUPLE) {
-    if (n != 1) return fail(E, e->loc, "a %s takes one index", kind_name(base->kind));
+    if (n != 1) return fail(E, e->loc, "%s takes one index", a_kind(base->kind));
     return index_seq(E, base, subs[0], e->loc);
   }
   if (base->kind == V_STR) return fail(E, e->loc, "strings cannot be indexed");
-  return fail(E, e->loc, "a %s cannot be indexed", kind_name(base->kind));
+  return fail(E, e->loc, "%s cannot be indexed", a_kind(base->kind));
 }
 
 /* ---- attributes ------------------------------------------------------- */
@@ -463,7 +490,7 @@ static Value *eval_attr(Elab *E, Env *env, Expr *e) {
     }
     return fail(E, e->loc, "tensors have .shape, .ndim and .dtype, not '%s'", name);
   }
-  return fail(E, e->loc, "a %s has no attribute '%s'", kind_name(base->kind), name);
+  return fail(E, e->loc, "%s has no attribute '%s'", a_kind(base->kind), name);
 }
 
 /* ---- calls and the rest ----------------------------------------------- */
@@ -527,7 +554,7 @@ static Value *eval_listcomp(Elab *E, Env *env, Expr *e) {
   Value *it = eval(E, env, e->b);
   if (!it) return NULL;
   if (it->kind != V_LIST && it->kind != V_TUPLE)
-    return fail(E, e->b->loc, "cannot iterate over a %s", kind_name(it->kind));
+    return fail(E, e->b->loc, "cannot iterate over %s", a_kind(it->kind));
   Env *scope = env_new(E, env, env ? env->file : -1, env ? env->self : NULL);
   Value *v = new_value(E, V_LIST);
   if (!scope || !v || !(v->items = arena_alloc(E->arena, sizeof(Value *) * (size_t)(it->n + 1)))) return NULL;
@@ -538,7 +565,36 @@ static Value *eval_listcomp(Elab *E, Env *env, Expr *e) {
   return v;
 }
 
+bool charge(Elab *E, int64_t n, SrcLoc loc) {
+  E->steps += n;
+  if (E->steps <= ELAB_MAX_STEPS) return true;
+  if (!E->out_of_steps)
+    fail(E, loc, "elaboration takes more than %d steps (runaway recursion or loops?)",
+         ELAB_MAX_STEPS);
+  E->out_of_steps = true;
+  return false;
+}
+
+bool nest_enter(Elab *E, SrcLoc loc) {
+  if (E->nesting >= ELAB_MAX_NESTING) {
+    fail(E, loc, "expressions and calls nested more than %d deep (runaway recursion?)",
+         ELAB_MAX_NESTING);
+    return false;
+  }
+  E->nesting++;
+  return true;
+}
+
+static Value *eval_expr(Elab *E, Env *env, Expr *e);
+
 Value *eval(Elab *E, Env *env, Expr *e) {
+  if (!charge(E, 1, e->loc) || !nest_enter(E, e->loc)) return NULL;
+  Value *v = eval_expr(E, env, e);
+  E->nesting--;
+  return v;
+}
+
+static Value *eval_expr(Elab *E, Env *env, Expr *e) {
   switch (e->kind) {
   case E_INT: return int_value(E, e->ival);
   case E_FLOAT: return float_value(E, e->fval);

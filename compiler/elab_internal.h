@@ -99,6 +99,13 @@ enum {
   ELAB_MAX_CALL_DEPTH = 64,
   ELAB_MAX_UNROLL = 100000,
   ELAB_MAX_LIST = 1 << 20,
+  ELAB_MAX_STRING = 1 << 16,   /* bytes in a compile-time string */
+  /* Expressions and blocks being evaluated at once, across calls: bounds
+   * the C stack (each call may nest PARSE_MAX_EXPR_DEPTH operators). */
+  ELAB_MAX_NESTING = 2000,
+  /* Total work: evaluations plus list elements built. Bounds compile time
+   * for runaway programs (exponential recursion, nested comprehensions). */
+  ELAB_MAX_STEPS = 2000000,    /* SiT-B/2 needs about 10000 */
 };
 
 struct Elab {
@@ -110,7 +117,11 @@ struct Elab {
   Node **param_nodes;   /* per current graph: PARAM node of each table entry */
   int depth;            /* call depth */
   int unrolled;         /* loop iterations so far */
+  int nesting;          /* evaluations in progress (C stack depth) */
+  int64_t steps;        /* work done so far, against ELAB_MAX_STEPS */
+  bool out_of_steps;    /* ELAB_MAX_STEPS was reported */
   bool in_method;       /* tensors allowed, instantiation not */
+  SrcLoc ret_loc;       /* the return statement last executed */
   Value *none, *true_v, *false_v;
 };
 
@@ -126,11 +137,18 @@ Value *env_get_local(Env *env, const char *name);
 Value *lookup(Elab *E, Env *env, const char *name, SrcLoc loc, bool report);
 Value *call_value(Elab *E, Value *callee, CallArgs *args, SrcLoc loc, const char *what);
 const char *kind_name(ValueKind k);
+/* The kind with its article, for messages: "an int", "a list", "None". */
+const char *a_kind(ValueKind k);
 const char *value_str(Elab *E, Value *v);
 Node *param_node(Elab *E, OwnParam *p, SrcLoc loc);
 
 /* elab_expr.c */
 Value *eval(Elab *E, Env *env, Expr *e);
+/* Counts `n` units of work; false, reported once, past ELAB_MAX_STEPS. */
+bool charge(Elab *E, int64_t n, SrcLoc loc);
+/* Enters one level of evaluation (false, reported, past ELAB_MAX_NESTING);
+ * every successful nest_enter is paired with E->nesting--. */
+bool nest_enter(Elab *E, SrcLoc loc);
 bool eval_args(Elab *E, Env *env, ArgList *in, CallArgs *out);
 Value *binary_op(Elab *E, OprKind op, Value *a, Value *b, SrcLoc loc);
 /* Converts a value to a tensor node (tensors, params, numbers, bools as

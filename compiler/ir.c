@@ -14,10 +14,13 @@ static const char *const op_upper[OP_COUNT] = {
 };
 
 const char *op_name(OpKind op) {
-  static char lower[OP_COUNT][16];
+  static char lower[OP_COUNT][32];
+  /* Only letters are lowered: '_' | 0x20 would be DEL. */
   if (!lower[op][0])
-    for (size_t i = 0; op_upper[op][i] && i < sizeof lower[op] - 1; i++)
-      lower[op][i] = (char)(op_upper[op][i] | 0x20);
+    for (size_t i = 0; op_upper[op][i] && i < sizeof lower[op] - 1; i++) {
+      char c = op_upper[op][i];
+      lower[op][i] = c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+    }
   return lower[op];
 }
 
@@ -142,6 +145,11 @@ static Node *new_node(IrBuilder *b, OpKind op, DType t, const Shape *s,
                       Node **src, int nsrc, SrcLoc loc) {
   Graph *g = b->g;
   Dim numel;
+  int nsym = 0;
+  for (int i = 0; i < s->rank; i++) nsym += s->d[i].sym;
+  if (nsym > 1) /* shape_numel fails on it too, but it is no size problem */
+    return fail(b, loc, "%s: result %s has the batch dimension in %d axes; at most one may have it",
+                op_name(op), ir_type_str(b->arena, t, s, g->sym_name), nsym);
   if (!shape_numel(s, &numel) || numel.n > ((int64_t)1 << 48))
     return fail(b, loc, "%s: result %s has too many elements",
                 op_name(op), ir_type_str(b->arena, t, s, g->sym_name));
@@ -369,7 +377,7 @@ Node *ir_slice(IrBuilder *b, Node *a, const int64_t *start, const int64_t *stop,
     if (lo < 0 || lo >= d.n || hi <= lo)
       return fail(b, loc, "slice: range %lld:%lld on axis %d of %s is empty or out of range",
                   (long long)start[i], (long long)stop[i], i, ty(b, a));
-    s.d[i].n = (hi - lo + step[i] - 1) / step[i];
+    s.d[i].n = (hi - lo - 1) / step[i] + 1; /* no overflow for a huge step */
     identity &= lo == 0 && step[i] == 1 && s.d[i].n == d.n;
   }
   if (identity) return a;
@@ -410,6 +418,10 @@ Node *ir_expand(IrBuilder *b, Node *a, Shape s, SrcLoc loc) {
   const Shape *x = &a->shape;
   if (s.rank < x->rank)
     return fail(b, loc, "expand: cannot expand %s to fewer axes", ty(b, a));
+  for (int i = 0; i < s.rank; i++)
+    if (s.d[i].n <= 0)
+      return fail(b, loc, "expand: dimension %d of %s must be positive", i,
+                  ir_type_str(b->arena, a->dtype, &s, b->g->sym_name));
   for (int i = 0; i < x->rank; i++) {
     Dim from = x->d[x->rank - 1 - i], to = s.d[s.rank - 1 - i];
     if (!dim_eq(from, to) && !dim_is_one(from))
@@ -519,7 +531,70 @@ Node *ir_attention(IrBuilder *b, Node *q, Node *k, Node *v, double scale, SrcLoc
   return n;
 }
 
+/* ---- backward ops ----------------------------------------------------- */
+
+Node *ir_pad(IrBuilder *b, Node *a, Shape to, const int64_t *start, const int64_t *step,
+             SrcLoc loc) {
+  if (to.rank != a->shape.rank) return fail(b, loc, "pad: rank changes");
+  Node *n = new_node(b, OP_PAD, a->dtype, &to, &a, 1, loc);
+  if (n) {
+    memcpy(n->attr.start, start, sizeof(int64_t) * (size_t)to.rank);
+    memcpy(n->attr.step, step, sizeof(int64_t) * (size_t)to.rank);
+  }
+  return n;
+}
+
+static Node *conv_bwd(IrBuilder *b, OpKind op, Node *x, Node *y, const int stride[2],
+                      const int pad[2], Shape s, SrcLoc loc) {
+  Node *src[2] = {x, y};
+  Node *n = new_node(b, op, x->dtype, &s, src, 2, loc);
+  if (n) {
+    memcpy(n->attr.stride, stride, sizeof n->attr.stride);
+    memcpy(n->attr.pad, pad, sizeof n->attr.pad);
+  }
+  return n;
+}
+
+Node *ir_conv2d_bwd_input(IrBuilder *b, Node *g, Node *w, const int stride[2], const int pad[2],
+                          Shape input, SrcLoc loc) {
+  return conv_bwd(b, OP_CONV2D_BWD_INPUT, g, w, stride, pad, input, loc);
+}
+
+Node *ir_conv2d_bwd_weight(IrBuilder *b, Node *x, Node *g, const int stride[2], const int pad[2],
+                           Shape weight, SrcLoc loc) {
+  return conv_bwd(b, OP_CONV2D_BWD_WEIGHT, x, g, stride, pad, weight, loc);
+}
+
+Node *ir_scatter_add(IrBuilder *b, Node *g, Node *idx, Shape table, SrcLoc loc) {
+  Node *src[2] = {g, idx};
+  return new_node(b, OP_SCATTER_ADD, g->dtype, &table, src, 2, loc);
+}
+
+Node *ir_attention_bwd(IrBuilder *b, Node *q, Node *k, Node *v, Node *g, int which, double scale,
+                       SrcLoc loc) {
+  Node *src[4] = {q, k, v, g};
+  Node *n = new_node(b, OP_ATTENTION_BWD, q->dtype, &src[which]->shape, src, 4, loc);
+  if (n) {
+    n->attr.index = which;
+    n->attr.value = scale;
+  }
+  return n;
+}
+
 /* ---- passes ----------------------------------------------------------- */
+
+bool ir_add_output(Arena *a, Graph *g, Node *n, const char *name) {
+  size_t n0 = (size_t)g->noutputs;
+  Node **outs = arena_grow(a, g->outputs, n0, n0 + 1, sizeof *outs);
+  const char **names = arena_grow(a, g->output_names, n0, n0 + 1, sizeof *names);
+  if (!outs || !names) return false;
+  outs[n0] = n;
+  names[n0] = name;
+  g->outputs = outs;
+  g->output_names = names;
+  g->noutputs++;
+  return true;
+}
 
 bool ir_prune(Arena *a, Graph *g) {
   bool *live = arena_alloc(a, (size_t)g->n + 1);

@@ -76,6 +76,7 @@ typedef struct {
   Node **inputs;
   int ninputs;
   Node **outputs;
+  const char **output_names;  /* NULL entries: unnamed (printed as out.N) */
   int noutputs;
   const char *sym_name;  /* the batch symbol's name, or NULL if unused */
 } Graph;
@@ -162,7 +163,19 @@ Node *ir_matmul(IrBuilder *b, Node *x, Node *y, SrcLoc loc);
 Node *ir_conv2d(IrBuilder *b, Node *x, Node *w, const int stride[2], const int pad[2], SrcLoc loc);
 Node *ir_gather(IrBuilder *b, Node *table, Node *idx, SrcLoc loc);
 Node *ir_attention(IrBuilder *b, Node *q, Node *k, Node *v, double scale, SrcLoc loc);
+/* Backward ops; their operands come from a forward node, so only the
+ * result shape needs stating. */
+Node *ir_pad(IrBuilder *b, Node *a, Shape to, const int64_t *start, const int64_t *step, SrcLoc loc);
+Node *ir_conv2d_bwd_input(IrBuilder *b, Node *g, Node *w, const int stride[2], const int pad[2],
+                          Shape input, SrcLoc loc);
+Node *ir_conv2d_bwd_weight(IrBuilder *b, Node *x, Node *g, const int stride[2], const int pad[2],
+                           Shape weight, SrcLoc loc);
+Node *ir_scatter_add(IrBuilder *b, Node *g, Node *idx, Shape table, SrcLoc loc);
+Node *ir_attention_bwd(IrBuilder *b, Node *q, Node *k, Node *v, Node *g, int which, double scale,
+                       SrcLoc loc);
 
+/* Appends an output (name may be NULL). */
+bool ir_add_output(Arena *a, Graph *g, Node *n, const char *name);
 /* Keeps only nodes that reach an output (and all inputs), renumbered. */
 bool ir_prune(Arena *a, Graph *g);
 /* Structural invariants; false with a diagnostic naming the node. */

@@ -44,15 +44,19 @@ static void print_attrs(FILE *out, const Node *n) {
   case OP_RMAX: print_axes(out, a->axes, a->keepdims); break;
   case OP_PERMUTE: print_ints(out, "perm", a->perm, n->shape.rank); break;
   case OP_SLICE:
+  case OP_PAD:
     print_i64s(out, "start", a->start, n->shape.rank);
     print_i64s(out, "step", a->step, n->shape.rank);
     break;
   case OP_CONCAT: fprintf(out, " axis=%d", a->axis); break;
   case OP_CONV2D:
+  case OP_CONV2D_BWD_INPUT:
+  case OP_CONV2D_BWD_WEIGHT:
     print_ints(out, "stride", a->stride, 2);
     print_ints(out, "pad", a->pad, 2);
     break;
   case OP_ATTENTION: fprintf(out, " scale=%.17g", a->value); break;
+  case OP_ATTENTION_BWD: fprintf(out, " wrt=%d scale=%.17g", a->index, a->value); break;
   default: break;
   }
 }
@@ -94,7 +98,10 @@ void ir_print_graph(FILE *out, const Graph *g, bool with_locs, const SourceSet *
     fputc('\n', out);
   }
   fputs("  return", out);
-  for (int i = 0; i < g->noutputs; i++) fprintf(out, "%s%%%d", i ? ", " : " ", g->outputs[i]->id);
+  for (int i = 0; i < g->noutputs; i++) {
+    fprintf(out, "%s%%%d", i ? ", " : " ", g->outputs[i]->id);
+    if (g->output_names && g->output_names[i]) fprintf(out, " (%s)", g->output_names[i]);
+  }
   fputc('\n', out);
 }
 

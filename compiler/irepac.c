@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "autodiff.h"
 #include "elab.h"
 #include "parse.h"
 
@@ -21,7 +22,9 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  check FILE.irg              parse and elaborate; report errors\n"
-    "  dump --stage=STAGE FILE.irg print a compiler stage: ast, ir\n"
+    "  dump --stage=STAGE FILE.irg print a compiler stage: ast, ir, grad\n"
+    "                              (grad: the entry of --entry with its backward\n"
+    "                              graph; its first output must be the loss)\n"
     "  params FILE.irg             list the model's parameters and their total\n"
     "\n"
     "options:\n"
@@ -97,10 +100,16 @@ static int parse_args(int argc, char **argv, Options *o) {
   if (strcmp(o->command, "check") && strcmp(o->command, "dump") && strcmp(o->command, "params"))
     return usage_error("unknown command '%s'", o->command);
   if (!o->file) return usage_error("%s needs a FILE.irg", o->command);
+  if (o->stage && strcmp(o->command, "dump"))
+    return usage_error("--stage is an option of dump, not of %s", o->command);
+  if (o->entry && !strcmp(o->command, "params"))
+    return usage_error("%s", "params lists the whole model's parameters; --entry does not apply");
   if (!strcmp(o->command, "dump")) {
-    if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir");
-    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir"))
-      return usage_error("unknown stage '%s' (stages: ast, ir)", o->stage);
+    if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir|grad");
+    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad"))
+      return usage_error("unknown stage '%s' (stages: ast, ir, grad)", o->stage);
+    if (!strcmp(o->stage, "grad") && !o->entry)
+      return usage_error("%s", "dump --stage=grad needs --entry NAME");
   }
   return -1;
 }
@@ -133,7 +142,8 @@ static void print_summary(const Options *o, const Program *prog, const IrProgram
       modules += f->decls.items[i]->kind == D_MODULE;
       fns += f->decls.items[i]->kind == D_FN;
     }
-    printf("%s: ok (library: %d modules, %d functions; no model to elaborate)\n", o->file, modules, fns);
+    printf("%s: ok (library: %d module%s, %d function%s; no model to elaborate)\n", o->file,
+           modules, modules == 1 ? "" : "s", fns, fns == 1 ? "" : "s");
     return;
   }
   int64_t total = 0;
@@ -167,6 +177,9 @@ static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
                "declares no model (add: model = SomeModule(...);)");
     return EXIT_PROGRAM_ERROR;
   }
+  if (!strcmp(o->command, "dump") && !strcmp(o->stage, "grad"))
+    for (int i = 0; i < ir.nentries; i++)
+      if (!ad_build_grad(arena, diags, ir.entries[i], &ir.params, NULL)) return EXIT_PROGRAM_ERROR;
   if (params) ir_print_params(stdout, &ir.params);
   else if (!strcmp(o->command, "dump"))
     for (int i = 0; i < ir.nentries; i++) {

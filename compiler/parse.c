@@ -123,7 +123,7 @@ AstFile *irg_parse(Arena *arena, DiagList *diags, int file) {
   AstFile *out = arena_alloc(arena, sizeof *out);
   if (!src || !out) return NULL;
   out->file = file;
-  ParseState ps = {arena, diags, file, out, 0, false, 1, 1};
+  ParseState ps = {.arena = arena, .diags = diags, .file = file, .out = out, .line = 1, .col = 1};
   yyscan_t scanner;
   if (irg_yylex_init_extra(&ps, &scanner) != 0) return NULL;
   YY_BUFFER_STATE buf = irg_yy_scan_bytes(src->text, (int)src->len, scanner);
@@ -145,9 +145,11 @@ typedef struct {
   bool ok;
 } Loader;
 
+/* The directory part of `path`, or NULL when it has none (then imports
+ * are named as written: "lib.irg", not "./lib.irg", in messages). */
 static const char *dir_of(Arena *a, const char *path) {
   const char *slash = strrchr(path, '/');
-  if (!slash) return ".";
+  if (!slash) return NULL;
   return arena_strndup(a, path, (size_t)(slash - path));
 }
 
@@ -160,7 +162,7 @@ static bool exists(const char *path) {
 static const char *resolve(Loader *L, const char *name, int from_file) {
   if (name[0] == '/') return name;
   const char *base = dir_of(L->arena, src_path(L->diags->sources, from_file));
-  const char *p = arena_printf(L->arena, "%s/%s", base, name);
+  const char *p = base ? arena_printf(L->arena, "%s/%s", base, name) : name;
   if (p && exists(p)) return p;
   for (int i = 0; i < L->opt->ninclude; i++) {
     const char *q = arena_printf(L->arena, "%s/%s", L->opt->include_dirs[i], name);
@@ -289,7 +291,11 @@ bool irg_load_program_text(Arena *arena, DiagList *diags, const char *name,
   memset(prog, 0, sizeof *prog);
   Loader L = {arena, diags, opt ? opt : &no_options, prog, {0}, 0, true};
   char *copy = arena_strndup(arena, text, len);
-  int f = copy ? irg_add_source(arena, diags, name, copy, len) : -1;
+  if (!copy) {
+    diag_error(diags, NO_LOC, "out of memory reading '%s'", name);
+    return false;
+  }
+  int f = irg_add_source(arena, diags, name, copy, len);
   if (f < 0) return false;
   parse_loaded(&L, f, name, NO_LOC);
   return L.ok;

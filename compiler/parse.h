@@ -24,6 +24,8 @@ typedef struct {
   int nesting;
   bool fatal;   /* a limit was hit: stop, and report nothing further */
   int line, col;
+  SrcLoc open_at[PARSE_MAX_NESTING];  /* each open bracket: where, */
+  char open_ch[PARSE_MAX_NESTING];     /* and which */
 } ParseState;
 
 /* Parses source file `file` (already registered in diags->sources).

@@ -380,7 +380,8 @@ expr
 postfix
   : primary
   | postfix '(' args_opt ')' {
-      CHECK($$ = ast_expr(ps->arena, E_CALL, LOC(@2)));
+      /* Located at the callee, so errors in nested calls point at names. */
+      CHECK($$ = ast_expr(ps->arena, E_CALL, $1->loc));
       $$->a = $1;
       $$->args = $3;
       int d = args_depth(&$3);
@@ -516,29 +517,82 @@ static void irg_yyerror(IRG_YYLTYPE *loc, yyscan_t scanner, ParseState *ps,
   diag_error(ps->diags, LOC(*loc), "%s", msg);
 }
 
-/* "unexpected X, expected A, B or C" (the expected list only when short). */
+/* Classes of tokens, to summarise a long list of expected tokens: those
+ * that can start an expression, those that continue one, and both. */
+enum { TOK_OTHER, TOK_START, TOK_CONTINUE, TOK_BOTH };
+
+static int token_class(yysymbol_kind_t k) {
+  static const char *const start[] = {"identifier", "string", "integer", "number",
+                                      "'true'", "'false'", "'None'", "'not'"};
+  static const char *const cont[] = {"'or'", "'and'", "'=='", "'!='", "'<='", "'>='",
+                                     "'<'", "'>'", "'*'", "'/'", "'//'", "'%'",
+                                     "'@'", "'**'", "'if'", "'.'"};
+  static const char *const both[] = {"'('", "'['", "'-'", "'+'"};
+  const char *name = yysymbol_name(k);
+  for (size_t i = 0; i < sizeof start / sizeof *start; i++)
+    if (!strcmp(name, start[i])) return TOK_START;
+  for (size_t i = 0; i < sizeof cont / sizeof *cont; i++)
+    if (!strcmp(name, cont[i])) return TOK_CONTINUE;
+  for (size_t i = 0; i < sizeof both / sizeof *both; i++)
+    if (!strcmp(name, both[i])) return TOK_BOTH;
+  return TOK_OTHER;
+}
+
+/* Appends "A, B or C" for the n phrases of `items`. */
+static void put_alternatives(StrBuf *sb, const char *const *items, int n) {
+  for (int i = 0; i < n; i++) {
+    if (i) sb_puts(sb, i == n - 1 ? " or " : ", ");
+    sb_puts(sb, items[i]);
+  }
+}
+
+/* ", expected ..." for the tokens the parser could have taken: all of them
+ * when few; else the few others plus "an expression" / "an operator"
+ * (after `x = 1` a ',' gets "expected ';' or an operator"); else nothing. */
+static void put_expected(StrBuf *sb, const yypcontext_t *ctx) {
+  enum { MAX_LISTED = 5, MAX_OTHERS = 3 };
+  yysymbol_kind_t all[YYNTOKENS];
+  int n = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
+  const char *items[MAX_LISTED + 2];
+  int k = 0;
+  if (n <= 0) return;
+  if (n <= MAX_LISTED) {
+    for (int i = 0; i < n; i++)
+      items[k++] = all[i] == YYSYMBOL_YYEOF ? "end of file" : yysymbol_name(all[i]);
+  } else {
+    bool start = false, cont = false;
+    for (int i = 0; i < n; i++) {
+      int c = token_class(all[i]);
+      start |= c == TOK_START;
+      cont |= c == TOK_CONTINUE;
+      if (c != TOK_OTHER) continue;
+      if (k == MAX_OTHERS) return;
+      items[k++] = all[i] == YYSYMBOL_YYEOF ? "end of file" : yysymbol_name(all[i]);
+    }
+    if (start) items[k++] = "an expression";
+    if (cont) items[k++] = "an operator";
+  }
+  sb_puts(sb, ", expected ");
+  put_alternatives(sb, items, k);
+}
+
+/* "unexpected X, expected A, B or C"; at the end of the file, a note on
+ * the innermost bracket still open. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                                  ParseState *ps) {
   (void)scanner;
   if (ps->fatal) return 0;
-  enum { MAX_EXPECTED = 5 };
-  yysymbol_kind_t expected[MAX_EXPECTED];
-  int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
   yysymbol_kind_t found = yypcontext_token(ctx);
   StrBuf sb;
   sb_init(&sb);
   if (found == YYSYMBOL_YYEOF) sb_puts(&sb, "unexpected end of file");
   else sb_printf(&sb, "unexpected %s", yysymbol_name(found));
-  if (n > 0) {
-    sb_puts(&sb, ", expected ");
-    for (int i = 0; i < n; i++) {
-      if (i) sb_puts(&sb, i == n - 1 ? " or " : ", ");
-      sb_puts(&sb, expected[i] == YYSYMBOL_YYEOF ? "end of file"
-                                                  : yysymbol_name(expected[i]));
-    }
-  }
+  put_expected(&sb, ctx);
   const IRG_YYLTYPE *loc = yypcontext_location(ctx);
   diag_error(ps->diags, LOC(*loc), "%s", sb.data ? sb.data : "syntax error");
   sb_free(&sb);
+  if (found == YYSYMBOL_YYEOF && ps->nesting > 0)
+    diag_note(ps->diags, ps->open_at[ps->nesting - 1], "this '%c' is not closed",
+              ps->open_ch[ps->nesting - 1]);
   return 0;
 }
