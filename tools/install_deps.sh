@@ -8,6 +8,7 @@ packages=(
   build-essential cmake pkg-config   # the C toolchain and the build
   flex bison                         # the .irg lexer and parser
   libcmocka-dev                      # unit tests
+  libjansson-dev                     # safetensors JSON headers
   clang libclang-rt-dev              # libFuzzer and the sanitizer runtimes
 )
 
