@@ -132,7 +132,8 @@ static Value *bi_float(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) {
 static Value *bi_str(Elab *E, const Builtin *b, CallArgs *args, SrcLoc loc) {
   ARGS(1);
   Value *v = new_value(E, V_STR);
-  if (v) v->s = a[0]->kind == V_STR ? a[0]->s : value_str(E, a[0]);
+  if (v && !(v->s = a[0]->kind == V_STR ? a[0]->s : value_str(E, a[0])))
+    return fail(E, loc, "out of memory during elaboration");
   return v;
 }
 

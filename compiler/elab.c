@@ -930,7 +930,8 @@ static bool add_params(Elab *E, Instance *inst, const char *prefix) {
       t->items = items;
       t->cap = cap;
     }
-    p->info.name = arena_printf(E->arena, "%s%s", prefix, p->name);
+    p->info.name = prefix ? arena_printf(E->arena, "%s%s", prefix, p->name) : NULL;
+    if (!p->info.name) return false; /* out of memory */
     p->index = t->n;
     t->items[t->n++] = p->info;
   }
@@ -963,7 +964,7 @@ static bool entry_input(Elab *E, Env *env, Param *p) {
   TypeExpr *t = p->type;
   DType dt;
   if (t && t->kind == TY_TENSOR && !dtype_from_name(t->dtype, &dt)) {
-    diag_error(E->diags, t->loc, "entry argument '%s': unknown dtype '%s' (f32 f16 bf16 f64 i32 i64 bool)",
+    diag_error(E->diags, t->loc, "entry argument '%s': unknown dtype '%s' (f32 f16 bf16 f64 i32 i64 u8 bool)",
                p->name, t->dtype);
     return false;
   }

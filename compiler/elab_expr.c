@@ -700,7 +700,7 @@ static bool check_tensor(Elab *E, Env *scope, Env *bind, Value *v, TypeExpr *t, 
                          const char *what) {
   DType want;
   if (!dtype_from_name(t->dtype, &want)) {
-    fail(E, t->loc, "unknown type '%s' (types: int float bool str list any, dtypes: f32 f16 bf16 f64 i32 i64 bool)",
+    fail(E, t->loc, "unknown type '%s' (types: int float bool str list any, dtypes: f32 f16 bf16 f64 i32 i64 u8 bool)",
          t->dtype);
     return false;
   }

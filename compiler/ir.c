@@ -44,7 +44,7 @@ static const struct {
     [DT_F32] = {"f32", 4, true}, [DT_F16] = {"f16", 2, true},
     [DT_BF16] = {"bf16", 2, true}, [DT_F64] = {"f64", 8, true},
     [DT_I32] = {"i32", 4, false}, [DT_I64] = {"i64", 8, false},
-    [DT_BOOL] = {"bool", 1, false},
+    [DT_U8] = {"u8", 1, false}, [DT_BOOL] = {"bool", 1, false},
 };
 
 const char *dtype_name(DType t) { return dtypes[t].name; }

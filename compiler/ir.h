@@ -26,7 +26,7 @@ enum {
   OPF_COMPUTE = 1 << 6,
 };
 
-typedef enum { DT_F32, DT_F16, DT_BF16, DT_F64, DT_I32, DT_I64, DT_BOOL, DT_COUNT } DType;
+typedef enum { DT_F32, DT_F16, DT_BF16, DT_F64, DT_I32, DT_I64, DT_U8, DT_BOOL, DT_COUNT } DType;
 
 enum { IR_MAX_RANK = 8 };
 

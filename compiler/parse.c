@@ -214,6 +214,7 @@ static void load_imports(Loader *L, AstFile *ast) {
     if (d->kind != D_IMPORT) continue;
     const char *path = resolve(L, d->name, ast->file);
     if (!path) {
+      diag_error(L->diags, d->loc, "out of memory resolving '%s'", d->name);
       L->ok = false;
       return;
     }
@@ -264,6 +265,7 @@ static int parse_loaded(Loader *L, int f, const char *path, SrcLoc from) {
   AstFile **files = arena_grow(L->arena, L->prog->files, (size_t)L->prog->nfiles,
                                (size_t)L->prog->nfiles + 1, sizeof *files);
   if (!files) {
+    diag_error(L->diags, from, "out of memory while loading '%s'", path);
     L->ok = false;
     return -1;
   }

@@ -98,6 +98,7 @@ static double cast_value(double v, DType to) {
   switch (to) {
   case DT_I32:
   case DT_I64: return trunc(v);
+  case DT_U8: return (double)(uint8_t)(int64_t)trunc(v); /* wraps like a C cast */
   case DT_BOOL: return v != 0;
   default: return v;
   }
@@ -373,7 +374,7 @@ static void eval_random(Interp *I, const Node *n, double *r, const CShape *out) 
 static bool dtype_compatible(DType want, DType have) {
   if (dtype_is_float(want)) return dtype_is_float(have);
   if (want == DT_BOOL) return have == DT_BOOL;
-  return have == DT_I32 || have == DT_I64;
+  return have == DT_I32 || have == DT_I64 || have == DT_U8;
 }
 
 static const char *expected_str(const Interp *I, const Node *n, char *buf, size_t size) {

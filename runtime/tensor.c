@@ -108,32 +108,54 @@ float f16_to_f32(uint16_t h) {
   return b.f;
 }
 
+/* Elements are read and written with memcpy: tensors mapped from a file
+ * may sit at any byte offset, and a misaligned typed access is undefined. */
 double tensor_get(const Tensor *t, int64_t i) {
-  const void *p = t->data;
+  const char *p = (const char *)t->data + (size_t)i * (size_t)dtype_size(t->dtype);
+  union {
+    float f;
+    double d;
+    uint16_t h;
+    int32_t i32;
+    int64_t i64;
+    uint8_t u8;
+  } v;
+  memcpy(&v, p, (size_t)dtype_size(t->dtype));
   switch (t->dtype) {
-  case DT_F32: return ((const float *)p)[i];
-  case DT_F64: return ((const double *)p)[i];
-  case DT_F16: return f16_to_f32(((const uint16_t *)p)[i]);
-  case DT_BF16: return bf16_to_f32(((const uint16_t *)p)[i]);
-  case DT_I32: return ((const int32_t *)p)[i];
-  case DT_I64: return (double)((const int64_t *)p)[i];
-  case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
+  case DT_F32: return v.f;
+  case DT_F64: return v.d;
+  case DT_F16: return f16_to_f32(v.h);
+  case DT_BF16: return bf16_to_f32(v.h);
+  case DT_I32: return v.i32;
+  case DT_I64: return (double)v.i64;
+  case DT_U8: return v.u8;
+  case DT_BOOL: return v.u8 != 0;
   default: return 0;
   }
 }
 
-void tensor_set(Tensor *t, int64_t i, double v) {
-  void *p = t->data;
+void tensor_set(Tensor *t, int64_t i, double x) {
+  char *p = (char *)t->data + (size_t)i * (size_t)dtype_size(t->dtype);
+  union {
+    float f;
+    double d;
+    uint16_t h;
+    int32_t i32;
+    int64_t i64;
+    uint8_t u8;
+  } v;
   switch (t->dtype) {
-  case DT_F32: ((float *)p)[i] = (float)v; break;
-  case DT_F64: ((double *)p)[i] = v; break;
-  case DT_F16: ((uint16_t *)p)[i] = f32_to_f16((float)v); break;
-  case DT_BF16: ((uint16_t *)p)[i] = f32_to_bf16((float)v); break;
-  case DT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-  case DT_I64: ((int64_t *)p)[i] = (int64_t)v; break;
-  case DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-  default: break;
+  case DT_F32: v.f = (float)x; break;
+  case DT_F64: v.d = x; break;
+  case DT_F16: v.h = f32_to_f16((float)x); break;
+  case DT_BF16: v.h = f32_to_bf16((float)x); break;
+  case DT_I32: v.i32 = (int32_t)x; break;
+  case DT_I64: v.i64 = (int64_t)x; break;
+  case DT_U8: v.u8 = (uint8_t)x; break;
+  case DT_BOOL: v.u8 = x != 0; break;
+  default: return;
   }
+  memcpy(p, &v, (size_t)dtype_size(t->dtype));
 }
 
 const char *tensor_type_str(const Tensor *t, char *buf, size_t size) {

@@ -1,0 +1,222 @@
+/* irepa-run.c: the runtime's command line. For now one command, `run`:
+ * compile an .irg entry (optionally with its backward graph), run it on the
+ * reference interpreter and write every output to a safetensors file.
+ * Exit status: 0 success, 1 a bad program or bad data, 2 bad usage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "autodiff.h"
+#include "elab.h"
+#include "init.h"
+#include "interp.h"
+#include "safetensors.h"
+
+#ifndef IREPA_VERSION
+#define IREPA_VERSION "0.0.0-dev"
+#endif
+
+enum { EXIT_DATA = 1, EXIT_USAGE = 2, MAX_INCLUDES = 64 };
+
+static const char usage[] =
+    "usage: irepa-run run FILE.irg --entry NAME --out OUT.safetensors [options]\n"
+    "\n"
+    "Runs one entry point of a model on the reference interpreter and writes\n"
+    "every output (out.0, out.1, ...; with --grad also grad.<parameter>).\n"
+    "\n"
+    "options:\n"
+    "  --entry NAME         the entry point to run (required)\n"
+    "  --params FILE        parameter values, by state_dict name (safetensors)\n"
+    "  --init               initialise the parameters by their rules instead\n"
+    "  --inputs FILE        entry inputs, by argument name (safetensors)\n"
+    "  --out FILE           where to write the outputs (refused if it exists)\n"
+    "  --force              overwrite --out if it exists\n"
+    "  --grad               also differentiate output 0 (the loss) w.r.t. the\n"
+    "                       trainable parameters\n"
+    "  --wrt A,B            with --grad: also w.r.t. these inputs\n"
+    "  --backend interp     the backend (only the interpreter exists so far)\n"
+    "  --precision f64|f32  interpreter arithmetic: double (default), or each\n"
+    "                       result rounded to its dtype\n"
+    "  --seed N             seed of --init and of random ops (default 0)\n"
+    "  -I DIR               import search path (repeatable)\n"
+    "  -h, --help, --version\n";
+
+typedef struct {
+  const char *file, *entry, *params, *inputs, *out, *wrt, *backend, *precision;
+  bool init, grad, force;
+  uint64_t seed;
+  const char *includes[MAX_INCLUDES];
+  int ninclude;
+} Options;
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("irepa-run: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs(" (see 'irepa-run --help')\n", stderr);
+  return EXIT_USAGE;
+}
+
+static const char *value_of(const char *name, int argc, char **argv, int *i) {
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] != '\0') return NULL;
+  return *i + 1 < argc ? argv[++*i] : "";
+}
+
+static int parse_flag(Options *o, int argc, char **argv, int *i) {
+  const char *a = argv[*i], *v;
+  struct { const char *name; const char **dst; } valued[] = {
+      {"--entry", &o->entry}, {"--params", &o->params}, {"--inputs", &o->inputs},
+      {"--out", &o->out}, {"--wrt", &o->wrt}, {"--backend", &o->backend},
+      {"--precision", &o->precision},
+  };
+  for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+    if ((v = value_of(valued[k].name, argc, argv, i))) {
+      if (!*v) return usage_error("%s needs a value", valued[k].name);
+      *valued[k].dst = v;
+      return -1;
+    }
+  if ((v = value_of("--seed", argc, argv, i))) {
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(v, &end, 10);
+    if (!*v || *end || errno) return usage_error("--seed needs a non-negative integer, not '%s'", v);
+    o->seed = s;
+  } else if (!strcmp(a, "--init")) o->init = true;
+  else if (!strcmp(a, "--grad")) o->grad = true;
+  else if (!strcmp(a, "--force")) o->force = true;
+  else if (!strncmp(a, "-I", 2)) {
+    const char *dir = a[2] ? a + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!dir) return usage_error("%s needs a directory", "-I");
+    if (o->ninclude == MAX_INCLUDES) return usage_error("too many %s options", "-I");
+    o->includes[o->ninclude++] = dir;
+  } else return usage_error("unknown option '%s'", a);
+  return -1;
+}
+
+static int parse_args(int argc, char **argv, Options *o) {
+  if (argc < 2) return usage_error("%s", "no command given");
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("irepa-run %s\n", IREPA_VERSION);
+    return 0;
+  }
+  if (strcmp(argv[1], "run")) return usage_error("unknown command '%s' (commands: run)", argv[1]);
+  for (int i = 2; i < argc; i++) {
+    if (argv[i][0] == '-' && argv[i][1]) {
+      int rc = parse_flag(o, argc, argv, &i);
+      if (rc >= 0) return rc;
+    } else if (!o->file) o->file = argv[i];
+    else return usage_error("unexpected argument '%s'", argv[i]);
+  }
+  if (!o->file) return usage_error("%s", "run needs a FILE.irg");
+  if (!o->entry) return usage_error("%s", "run needs --entry NAME");
+  if (!o->out) return usage_error("%s", "run needs --out FILE.safetensors");
+  if (o->init && o->params) return usage_error("%s", "give --params or --init, not both");
+  if (o->wrt && !o->grad) return usage_error("%s", "--wrt needs --grad");
+  if (o->backend && strcmp(o->backend, "interp"))
+    return usage_error("unknown backend '%s' (only interp exists so far)", o->backend);
+  if (o->precision && strcmp(o->precision, "f64") && strcmp(o->precision, "f32"))
+    return usage_error("unknown precision '%s' (f64, f32)", o->precision);
+  struct stat st;
+  if (!o->force && stat(o->out, &st) == 0)
+    return usage_error("'%s' exists; pass --force to overwrite it", o->out);
+  return -1;
+}
+
+/* Compiles the entry (and its gradient); false with diagnostics printed. */
+static bool compile(const Options *o, Arena *arena, DiagList *diags, IrProgram *ir) {
+  ParseOptions popt = {(const char **)o->includes, o->ninclude};
+  Program prog;
+  ElabOptions eopt = {o->entry, false};
+  if (!irg_load_program(arena, diags, o->file, &popt, &prog) ||
+      !elab_program(arena, diags, &prog, &eopt, ir))
+    return false;
+  if (ir->nentries != 1) {
+    diag_error(diags, NO_LOC, "%s declares no model with an entry '%s'", o->file, o->entry);
+    return false;
+  }
+  if (!o->grad) return true;
+  const char *names[64];
+  int n = 0;
+  char *list = o->wrt ? arena_strdup(arena, o->wrt) : NULL;
+  for (char *t = list ? strtok(list, ",") : NULL; t && n < 64; t = strtok(NULL, ",")) names[n++] = t;
+  AdOptions ad = {0, names, n};
+  return ad_build_grad(arena, diags, ir->entries[0], &ir->params, &ad);
+}
+
+static bool init_params(const IrProgram *ir, uint64_t seed, TensorList *out, RtError *err) {
+  for (int i = 0; i < ir->params.n; i++) {
+    const ParamInfo *p = &ir->params.items[i];
+    int64_t shape[IR_MAX_RANK];
+    for (int k = 0; k < p->shape.rank; k++) shape[k] = p->shape.d[k].n;
+    Tensor *t = tensor_new(p->name, p->dtype, p->shape.rank, shape, err);
+    if (!t || !tensorlist_add(out, t, err) || !init_param(t, p, seed, err)) {
+      if (t && (out->n == 0 || out->items[out->n - 1] != t)) tensor_free(t);
+      return false;
+    }
+  }
+  return true;
+}
+
+static int run(const Options *o, const IrProgram *ir) {
+  RtError err = {{0}};
+  TensorList owned = {0}, outputs = {0}, empty = {0};
+  StFile *pf = NULL, *inf = NULL;
+  const TensorList *params = &empty, *inputs = &empty;
+  int rc = EXIT_DATA;
+  if (o->params) {
+    if (!(pf = st_open(o->params, &err))) goto done;
+    params = st_tensors(pf);
+  } else if (o->init) {
+    if (!init_params(ir, o->seed, &owned, &err)) goto done;
+    params = &owned;
+  } else if (ir->params.n > 0) {
+    rt_fail(&err, "model %s has %d parameters: give --params FILE or --init", ir->root_module,
+            ir->params.n);
+    goto done;
+  }
+  if (o->inputs) {
+    if (!(inf = st_open(o->inputs, &err))) goto done;
+    inputs = st_tensors(inf);
+  }
+  InterpOptions iopt = {o->precision && !strcmp(o->precision, "f32") ? INTERP_F32 : INTERP_F64, o->seed};
+  if (!interp_run(ir->entries[0], &ir->params, params, inputs, &iopt, &outputs, &err)) goto done;
+  const char *meta[] = {"entry", o->entry, "source", o->file, "producer", "irepa-run " IREPA_VERSION, NULL};
+  if (!st_write(o->out, outputs.items, outputs.n, meta, &err)) goto done;
+  printf("%s: %d outputs written\n", o->out, outputs.n);
+  rc = 0;
+done:
+  if (rc) fprintf(stderr, "irepa-run: error: %s\n", err.msg);
+  tensorlist_free(&outputs);
+  tensorlist_free(&owned);
+  st_close(pf);
+  st_close(inf);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  Options o = {0};
+  int rc = parse_args(argc, argv, &o);
+  if (rc >= 0) return rc;
+  Arena arena;
+  arena_init(&arena);
+  SourceSet sources = {0};
+  DiagList diags;
+  diag_init(&diags, &arena, &sources);
+  IrProgram ir;
+  if (!compile(&o, &arena, &diags, &ir)) {
+    diag_print(stderr, &diags);
+    arena_free(&arena);
+    return EXIT_DATA;
+  }
+  rc = run(&o, &ir);
+  arena_free(&arena);
+  return rc;
+}
