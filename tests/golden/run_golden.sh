@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run_golden.sh IREPAC SRC STAGE EXPECTED
 # Runs one compiler stage on a good program and compares stdout with the
-# committed EXPECTED file. STAGE: ast | ir (irepac dump --stage=STAGE) or
-# params (irepac params). The compiler runs in SRC's directory on SRC's
+# committed EXPECTED file. STAGE: ast | ir (irepac dump --stage=STAGE),
+# params (irepac params) or grad (irepac dump --stage=grad --entry loss). The compiler runs in SRC's directory on SRC's
 # base name, so file names in the output do not depend on the checkout.
 # A good program must exit 0 and print nothing on stderr.
 # With UPDATE_GOLDEN=1 in the environment, EXPECTED is rewritten instead.
@@ -15,7 +15,8 @@ irepac=$(realpath "$1") src=$2 stage=$3 expected=$(realpath -m "$4")
 case $stage in
   ast | ir) cmd=(dump "--stage=$stage") ;;
   params) cmd=(params) ;;
-  *) echo "$0: unknown stage '$stage' (ast, ir, params)" >&2; exit 2 ;;
+  grad) cmd=(dump --stage=grad --entry loss) ;;
+  *) echo "$0: unknown stage '$stage' (ast, ir, params, grad)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
