@@ -577,7 +577,7 @@ bool charge(Elab *E, int64_t n, SrcLoc loc) {
 
 bool nest_enter(Elab *E, SrcLoc loc) {
   if (E->nesting >= ELAB_MAX_NESTING) {
-    fail(E, loc, "expressions and calls nested more than %d deep (runaway recursion?)",
+    fail(E, loc, "expressions, blocks and calls nested more than %d deep (runaway recursion?)",
          ELAB_MAX_NESTING);
     return false;
   }

@@ -48,7 +48,7 @@ Tensor *tensor_new(const char *name, DType dt, int rank, const int64_t *shape, R
   }
   t->dtype = dt;
   t->rank = rank;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)rank);
+  if (rank) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)rank);
   t->nbytes = bytes;
   t->owns_data = true;
   return t;

@@ -298,7 +298,25 @@ static void deep_recursion_is_bounded(void **state) {
   assert_false(ctx_elab(c, sb.data));
   sb_free(&sb);
   assert_string_equal(c->diags.items[0].msg,
-                      "expressions and calls nested more than 2000 deep (runaway recursion?)");
+                      "expressions, blocks and calls nested more than 2000 deep (runaway recursion?)");
+}
+
+static void deep_blocks_are_bounded(void **state) {
+  Ctx *c = *state;
+  /* 150 nested ifs per call, 20 calls deep. */
+  StrBuf sb;
+  sb_init(&sb);
+  sb_puts(&sb, "fn f(k: int) { if k == 0 { return 0; }\n");
+  for (int i = 0; i < 150; i++) sb_puts(&sb, "if true {");
+  sb_puts(&sb, "return f(k - 1);");
+  for (int i = 0; i < 150; i++) sb_puts(&sb, "}");
+  sb_puts(&sb, "}\nmodule M() { x = f(20); }\nmodel = M();\n");
+  assert_false(ctx_elab(c, sb.data));
+  sb_free(&sb);
+  assert_int_equal(c->diags.nerrors, 1);
+  assert_int_equal(c->diags.items[0].loc.line, 2);
+  assert_string_equal(c->diags.items[0].msg,
+                      "expressions, blocks and calls nested more than 2000 deep (runaway recursion?)");
 }
 
 static void growth_is_bounded(void **state) {
@@ -359,7 +377,7 @@ int main(void) {
       T(bad_init_arguments), T(entries_with_symbolic_batch), T(one_entry_or_params_only),
       T(shape_variable_mismatch), T(library_without_model), T(compile_time_arithmetic),
       T(arithmetic_errors), T(recursion_is_bounded), T(runaway_work_is_bounded),
-      T(deep_recursion_is_bounded), T(growth_is_bounded), T(module_errors),
+      T(deep_recursion_is_bounded), T(deep_blocks_are_bounded), T(growth_is_bounded), T(module_errors),
       cmocka_unit_test(out_of_memory_is_reported),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
