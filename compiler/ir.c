@@ -463,6 +463,18 @@ Node *ir_matmul(IrBuilder *b, Node *x, Node *y, SrcLoc loc) {
   return new_node(b, OP_MATMUL, x->dtype, &s, src, 2, loc);
 }
 
+/* A CONV2D-family node of shape s with its stride and padding. */
+static Node *conv_node(IrBuilder *b, OpKind op, Node *x, Node *y, const int stride[2],
+                       const int pad[2], Shape s, SrcLoc loc) {
+  Node *src[2] = {x, y};
+  Node *n = new_node(b, op, x->dtype, &s, src, 2, loc);
+  if (n) {
+    memcpy(n->attr.stride, stride, sizeof n->attr.stride);
+    memcpy(n->attr.pad, pad, sizeof n->attr.pad);
+  }
+  return n;
+}
+
 Node *ir_conv2d(IrBuilder *b, Node *x, Node *w, const int stride[2],
                 const int pad[2], SrcLoc loc) {
   const Shape *sx = &x->shape, *sw = &w->shape;
@@ -485,13 +497,7 @@ Node *ir_conv2d(IrBuilder *b, Node *x, Node *w, const int stride[2],
       return fail(b, loc, "conv2d: kernel %s larger than padded input %s", ty(b, w), ty(b, x));
     s.d[2 + i] = (Dim){span / stride[i] + 1, false};
   }
-  Node *src[2] = {x, w};
-  Node *n = new_node(b, OP_CONV2D, x->dtype, &s, src, 2, loc);
-  if (n) {
-    memcpy(n->attr.stride, stride, sizeof n->attr.stride);
-    memcpy(n->attr.pad, pad, sizeof n->attr.pad);
-  }
-  return n;
+  return conv_node(b, OP_CONV2D, x, w, stride, pad, s, loc);
 }
 
 Node *ir_gather(IrBuilder *b, Node *table, Node *idx, SrcLoc loc) {
@@ -544,25 +550,14 @@ Node *ir_pad(IrBuilder *b, Node *a, Shape to, const int64_t *start, const int64_
   return n;
 }
 
-static Node *conv_bwd(IrBuilder *b, OpKind op, Node *x, Node *y, const int stride[2],
-                      const int pad[2], Shape s, SrcLoc loc) {
-  Node *src[2] = {x, y};
-  Node *n = new_node(b, op, x->dtype, &s, src, 2, loc);
-  if (n) {
-    memcpy(n->attr.stride, stride, sizeof n->attr.stride);
-    memcpy(n->attr.pad, pad, sizeof n->attr.pad);
-  }
-  return n;
-}
-
 Node *ir_conv2d_bwd_input(IrBuilder *b, Node *g, Node *w, const int stride[2], const int pad[2],
                           Shape input, SrcLoc loc) {
-  return conv_bwd(b, OP_CONV2D_BWD_INPUT, g, w, stride, pad, input, loc);
+  return conv_node(b, OP_CONV2D_BWD_INPUT, g, w, stride, pad, input, loc);
 }
 
 Node *ir_conv2d_bwd_weight(IrBuilder *b, Node *x, Node *g, const int stride[2], const int pad[2],
                            Shape weight, SrcLoc loc) {
-  return conv_bwd(b, OP_CONV2D_BWD_WEIGHT, x, g, stride, pad, weight, loc);
+  return conv_node(b, OP_CONV2D_BWD_WEIGHT, x, g, stride, pad, weight, loc);
 }
 
 Node *ir_scatter_add(IrBuilder *b, Node *g, Node *idx, Shape table, SrcLoc loc) {

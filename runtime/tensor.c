@@ -110,16 +110,19 @@ float f16_to_f32(uint16_t h) {
 
 /* Elements are read and written with memcpy: tensors mapped from a file
  * may sit at any byte offset, and a misaligned typed access is undefined. */
+/* One element of any dtype, for the memcpy in and out. */
+typedef union {
+  float f;
+  double d;
+  uint16_t h;
+  int32_t i32;
+  int64_t i64;
+  uint8_t u8;
+} Scalar;
+
 double tensor_get(const Tensor *t, int64_t i) {
   const char *p = (const char *)t->data + (size_t)i * (size_t)dtype_size(t->dtype);
-  union {
-    float f;
-    double d;
-    uint16_t h;
-    int32_t i32;
-    int64_t i64;
-    uint8_t u8;
-  } v;
+  Scalar v;
   memcpy(&v, p, (size_t)dtype_size(t->dtype));
   switch (t->dtype) {
   case DT_F32: return v.f;
@@ -136,14 +139,7 @@ double tensor_get(const Tensor *t, int64_t i) {
 
 void tensor_set(Tensor *t, int64_t i, double x) {
   char *p = (char *)t->data + (size_t)i * (size_t)dtype_size(t->dtype);
-  union {
-    float f;
-    double d;
-    uint16_t h;
-    int32_t i32;
-    int64_t i64;
-    uint8_t u8;
-  } v;
+  Scalar v;
   switch (t->dtype) {
   case DT_F32: v.f = (float)x; break;
   case DT_F64: v.d = x; break;

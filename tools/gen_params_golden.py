@@ -27,7 +27,6 @@ against shared/spec/sit.md section 7 before anything is written.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import tempfile
@@ -40,6 +39,7 @@ REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import sit_ref  # noqa: E402
+from golden_check import compare_text_goldens  # noqa: E402
 
 # Common setting of both goldens.
 B2_COMMON = dict(
@@ -170,29 +170,9 @@ def main(argv=None) -> int:
             print(f"wrote {args.out_dir / fname} (total {total})")
         return 0
 
-    rc = 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        for fname in [*GOLDENS, ALL_SIZES]:
-            have_p = args.out_dir / fname
-            new = (Path(tmp) / fname).read_text(encoding="utf-8").splitlines(keepends=True)
-            if not have_p.exists():
-                print(f"MISSING {have_p}")
-                rc = 1
-                continue
-            have = have_p.read_text(encoding="utf-8").splitlines(keepends=True)
-            if have == new:
-                print(f"ok {have_p}")
-                continue
-            # Only the header (PyTorch version) differs: content is identical.
-            strip = lambda ls: [l for l in ls if not l.startswith("#")]  # noqa: E731
-            if strip(have) == strip(new):
-                print(f"ok {have_p} (header differs only: {have[0].strip()!r} vs {new[0].strip()!r})")
-                continue
-            rc = 1
-            sys.stdout.writelines(difflib.unified_diff(have, new, str(have_p), f"regenerated/{fname}"))
-    return rc
-
+        return compare_text_goldens(args.out_dir, Path(tmp), [*GOLDENS, ALL_SIZES])
 
 if __name__ == "__main__":
     sys.exit(main())
