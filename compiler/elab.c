@@ -477,7 +477,7 @@ static const char *const init_names[] = {
 /* Keyword names each rule accepts, in positional order. */
 static const char *const init_args[][2] = {
     [INIT_ZEROS] = {NULL, NULL}, [INIT_ONES] = {NULL, NULL},
-    [INIT_CONSTANT] = {"value", NULL}, [INIT_NORMAL] = {"std", "mean"},
+    [INIT_CONSTANT] = {"value", NULL}, [INIT_NORMAL] = {"mean", "std"},
     [INIT_UNIFORM] = {"low", "high"}, [INIT_XAVIER_UNIFORM] = {"fan_in", "fan_out"},
     [INIT_TORCH_DEFAULT] = {"fan_in", NULL}, [INIT_SINCOS_2D] = {"grid", NULL},
 };
@@ -545,9 +545,9 @@ static bool eval_init(Elab *E, Env *env, Expr *e, const Shape *s, InitRule *out)
     if (!given[0]) return init_fail(E, e->loc, "needs value=", name);
     out->a = vals[0];
     break;
-  case INIT_NORMAL:
-    out->b = given[0] ? vals[0] : 1.0;
-    out->a = given[1] ? vals[1] : 0.0;
+  case INIT_NORMAL: /* (mean, std), the order of PyTorch's normal_ */
+    out->a = given[0] ? vals[0] : 0.0;
+    out->b = given[1] ? vals[1] : 1.0;
     if (!(out->b >= 0)) return init_fail(E, e->loc, "std must be non-negative", name);
     break;
   case INIT_UNIFORM:

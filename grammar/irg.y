@@ -6,6 +6,7 @@
 %define api.pure full
 %define api.prefix {irg_yy}
 %define parse.error custom
+%define parse.lac full
 %locations
 %expect 0
 
@@ -249,14 +250,20 @@ stmts
   | stmts stmt      { $$ = $1; if ($2) CHECK(ast_push_stmt(ps->arena, &$$, $2)); }
   ;
 
-/* stmt = targets "=" expr ";" | expr ";" | "return" exprs? ";"
+/* stmt = targets "=" exprs ";" | expr ";" | "return" exprs? ";"
  *      | "for" IDENT "in" expr block | "if" expr block ("else" (block|if))?
  *      | "frozen"? "param" IDENT ":" type "=" expr ";" | method */
 stmt
-  : targets '=' expr ';' {
+  : targets '=' exprs ';' {
       CHECK($$ = ast_stmt(ps->arena, S_ASSIGN, LOC(@1)));
       $$->targets = $1;
-      $$->value = $3;
+      if ($3.n == 1) {
+        $$->value = $3.items[0];
+      } else { /* a, b = x, y: the right side is a tuple */
+        CHECK($$->value = ast_expr(ps->arena, E_TUPLE, $3.items[0]->loc));
+        $$->value->items = $3;
+        $$->value->depth = 1 + list_depth(&$3);
+      }
     }
   | expr ';' {
       CHECK($$ = ast_stmt(ps->arena, S_EXPR, LOC(@1)));
