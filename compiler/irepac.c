@@ -9,6 +9,7 @@
 
 #include "autodiff.h"
 #include "elab.h"
+#include "fuse.h"
 #include "parse.h"
 
 #ifndef IREPA_VERSION
@@ -24,13 +25,15 @@ static const char usage[] =
     "  check FILE.irg              parse and elaborate; report errors\n"
     "  dump --stage=STAGE FILE.irg print a compiler stage: ast, ir, grad\n"
     "                              (grad: the entry of --entry with its backward\n"
-    "                              graph; its first output must be the loss)\n"
+    "                              graph; its first output must be the loss),\n"
+    "                              fused (the kernels the ops are grouped into)\n"
     "  params FILE.irg             list the model's parameters and their total\n"
     "\n"
     "options:\n"
     "  -I DIR          add DIR to the import search path (repeatable)\n"
     "  --entry NAME    only this entry point (dump --stage=ir, check)\n"
     "  --loc           show source locations in dumps\n"
+    "  --grad          with dump --stage=fused: fuse the entry with its backward graph\n"
     "  -h, --help      show this help\n"
     "  --version       show the version\n";
 
@@ -40,6 +43,7 @@ typedef struct {
   const char *stage;
   const char *entry;
   bool with_locs;
+  bool grad;
   const char *includes[MAX_INCLUDES];
   int ninclude;
 } Options;
@@ -75,6 +79,7 @@ static int parse_args(int argc, char **argv, Options *o) {
       return 0;
     }
     if (!strcmp(a, "--loc")) o->with_locs = true;
+    else if (!strcmp(a, "--grad")) o->grad = true;
     else if ((v = option_value("--stage", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--stage");
       o->stage = v;
@@ -106,8 +111,13 @@ static int parse_args(int argc, char **argv, Options *o) {
     return usage_error("%s", "params lists the whole model's parameters; --entry does not apply");
   if (!strcmp(o->command, "dump")) {
     if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir|grad");
-    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad"))
-      return usage_error("unknown stage '%s' (stages: ast, ir, grad)", o->stage);
+    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad") &&
+        strcmp(o->stage, "fused"))
+      return usage_error("unknown stage '%s' (stages: ast, ir, grad, fused)", o->stage);
+    if (o->grad && strcmp(o->stage, "fused"))
+      return usage_error("%s", "--grad goes with dump --stage=fused");
+    if (o->grad && !o->entry)
+      return usage_error("%s", "dump --stage=fused --grad needs --entry NAME");
     if (!strcmp(o->stage, "grad") && !o->entry)
       return usage_error("%s", "dump --stage=grad needs --entry NAME");
   }
@@ -177,9 +187,19 @@ static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
                "declares no model (add: model = SomeModule(...);)");
     return EXIT_PROGRAM_ERROR;
   }
-  if (!strcmp(o->command, "dump") && !strcmp(o->stage, "grad"))
+  bool dump = !strcmp(o->command, "dump");
+  if (dump && (!strcmp(o->stage, "grad") || o->grad))
     for (int i = 0; i < ir.nentries; i++)
       if (!ad_build_grad(arena, diags, ir.entries[i], &ir.params, NULL)) return EXIT_PROGRAM_ERROR;
+  if (dump && !strcmp(o->stage, "fused")) {
+    for (int i = 0; i < ir.nentries; i++) {
+      Schedule s;
+      if (!fuse_graph(arena, diags, ir.entries[i], &s)) return EXIT_PROGRAM_ERROR;
+      if (i) fputc('\n', stdout);
+      fuse_print(stdout, &s);
+    }
+    return 0;
+  }
   if (params) ir_print_params(stdout, &ir.params);
   else if (!strcmp(o->command, "dump"))
     for (int i = 0; i < ir.nentries; i++) {

@@ -1,0 +1,244 @@
+/* fuse.c: the fusion pass. Consumes a graph (forward, or forward plus
+ * backward); produces a Schedule of kernels. A first, greedy grouping:
+ * walking the graph backwards, a pointwise node used exactly once joins the
+ * kernel of its user when that kernel is pointwise or a reduction, so
+ * chains of elementwise ops and the prologue of a reduction become one
+ * kernel, and a value is written to memory only where it is read by
+ * another kernel or returned. Matmuls, convolutions, gathers and attention
+ * stay kernels of their own (epilogue fusion into them comes later). */
+#include "fuse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *fuse_kind_name(KernelKind k) {
+  static const char *const names[] = {"pointwise", "reduce", "matmul", "conv", "gather", "attention"};
+  return names[k];
+}
+
+/* -1: no kernel (a buffer or an inlined constant). */
+static int kind_of(const Node *n, bool is_output) {
+  switch (n->op) {
+  case OP_INPUT:
+  case OP_PARAM: return -1;
+  case OP_CONST: return is_output ? K_POINTWISE : -1;
+  case OP_SUM:
+  case OP_MEAN:
+  case OP_RMAX: return K_REDUCE;
+  case OP_MATMUL: return K_MATMUL;
+  case OP_CONV2D:
+  case OP_CONV2D_BWD_INPUT:
+  case OP_CONV2D_BWD_WEIGHT: return K_CONV;
+  case OP_GATHER:
+  case OP_SCATTER_ADD: return K_GATHER;
+  case OP_ATTENTION:
+  case OP_ATTENTION_BWD: return K_ATTENTION;
+  default: return K_POINTWISE; /* elementwise, random, arange, movement */
+  }
+}
+
+typedef struct {
+  Arena *a;
+  const Graph *g;
+  int *uses;        /* readers of each node, outputs counted once more */
+  Node **user;      /* the reader, when there is exactly one */
+  bool *is_output;
+  int *kind;        /* kind_of each node */
+  int *kernel_of;
+  int nkernels;
+  int *kernel_kind;
+} Fuser;
+
+static bool count_uses(Fuser *F) {
+  const Graph *g = F->g;
+  for (int i = 0; i < g->noutputs; i++) {
+    F->is_output[g->outputs[i]->id] = true;
+    F->uses[g->outputs[i]->id]++;
+  }
+  for (int i = 0; i < g->n; i++) {
+    Node *n = g->nodes[i];
+    for (int k = 0; k < n->nsrc; k++) {
+      bool repeat = false; /* x * x reads x once */
+      for (int j = 0; j < k; j++) repeat |= n->src[j] == n->src[k];
+      if (repeat) continue;
+      F->uses[n->src[k]->id]++;
+      F->user[n->src[k]->id] = n;
+    }
+  }
+  for (int i = 0; i < g->n; i++) F->kind[i] = kind_of(g->nodes[i], F->is_output[i]);
+  return true;
+}
+
+/* The kernel a node joins, or -1 to start its own. */
+static int host_kernel(Fuser *F, int i) {
+  if (F->kind[i] != K_POINTWISE || F->uses[i] != 1 || F->is_output[i]) return -1;
+  int k = F->kernel_of[F->user[i]->id];
+  if (k < 0) return -1;
+  return F->kernel_kind[k] == K_POINTWISE || F->kernel_kind[k] == K_REDUCE ? k : -1;
+}
+
+static void group(Fuser *F) {
+  for (int i = F->g->n - 1; i >= 0; i--) {
+    F->kernel_of[i] = -1;
+    if (F->kind[i] < 0) continue;
+    int k = host_kernel(F, i);
+    if (k < 0) {
+      k = F->nkernels++;
+      F->kernel_kind[k] = F->kind[i];
+    }
+    F->kernel_of[i] = k;
+  }
+}
+
+static bool push(Arena *a, Node ***items, int *n, Node *x) {
+  Node **p = arena_grow(a, *items, (size_t)*n, (size_t)*n + 1, sizeof *p);
+  if (!p) return false;
+  p[(*n)++] = x;
+  *items = p;
+  return true;
+}
+
+static bool contains(Node **items, int n, const Node *x) {
+  for (int i = 0; i < n; i++)
+    if (items[i] == x) return true;
+  return false;
+}
+
+/* Kernels numbered by the graph position of their root (last node), which
+ * orders them topologically: a value read from outside a kernel is a
+ * kernel root or output computed earlier (fuse_verify checks it). */
+static bool build(Fuser *F, Schedule *s) {
+  const Graph *g = F->g;
+  int *root = arena_alloc(F->a, sizeof(int) * (size_t)(F->nkernels + 1));
+  int *order = arena_alloc(F->a, sizeof(int) * (size_t)(F->nkernels + 1));
+  s->kernels = arena_alloc(F->a, sizeof(Kernel *) * (size_t)(F->nkernels + 1));
+  if (!root || !order || !s->kernels) return false;
+  for (int i = 0; i < g->n; i++)
+    if (F->kernel_of[i] >= 0) root[F->kernel_of[i]] = i;
+  int n = 0;
+  for (int i = 0; i < g->n; i++)
+    if (F->kernel_of[i] >= 0 && root[F->kernel_of[i]] == i) order[F->kernel_of[i]] = n++;
+  for (int k = 0; k < F->nkernels; k++) {
+    Kernel *K = arena_alloc(F->a, sizeof *K);
+    if (!K) return false;
+    K->id = order[k];
+    K->kind = (KernelKind)F->kernel_kind[k];
+    s->kernels[order[k]] = K;
+  }
+  for (int i = 0; i < g->n; i++) {
+    Node *x = g->nodes[i];
+    if (F->kernel_of[i] < 0) continue;
+    s->unfused++;
+    Kernel *K = s->kernels[order[F->kernel_of[i]]];
+    F->kernel_of[i] = K->id;
+    if (!push(F->a, &K->nodes, &K->nnodes, x)) return false;
+  }
+  s->n = n;
+  s->kernel_of = F->kernel_of;
+  return true;
+}
+
+/* Inputs: operands from outside the kernel (constants are inlined).
+ * Outputs: values read by another kernel or returned by the graph. */
+static bool link(Fuser *F, Schedule *s) {
+  const Graph *g = F->g;
+  for (int i = 0; i < g->n; i++) {
+    Node *n = g->nodes[i];
+    int kn = s->kernel_of[i];
+    for (int k = 0; k < n->nsrc; k++) {
+      Node *x = n->src[k];
+      int kx = s->kernel_of[x->id];
+      if (kn < 0 || kx == kn || (x->op == OP_CONST && kx < 0)) continue;
+      Kernel *K = s->kernels[kn];
+      if (!contains(K->inputs, K->ninputs, x) && !push(F->a, &K->inputs, &K->ninputs, x)) return false;
+      if (kx >= 0) {
+        Kernel *P = s->kernels[kx];
+        if (!contains(P->outputs, P->noutputs, x) && !push(F->a, &P->outputs, &P->noutputs, x)) return false;
+      }
+    }
+  }
+  for (int i = 0; i < g->noutputs; i++) {
+    Node *x = g->outputs[i];
+    int kx = s->kernel_of[x->id];
+    if (kx < 0) continue;
+    Kernel *P = s->kernels[kx];
+    if (!contains(P->outputs, P->noutputs, x) && !push(F->a, &P->outputs, &P->noutputs, x)) return false;
+  }
+  return true;
+}
+
+bool fuse_graph(Arena *a, DiagList *d, const Graph *g, Schedule *out) {
+  memset(out, 0, sizeof *out);
+  out->g = g;
+  size_t n = (size_t)g->n + 1;
+  Fuser F = {a, g, arena_alloc(a, sizeof(int) * n), arena_alloc(a, sizeof(Node *) * n),
+             arena_alloc(a, n), arena_alloc(a, sizeof(int) * n), arena_alloc(a, sizeof(int) * n), 0,
+             arena_alloc(a, sizeof(int) * n)};
+  if (!F.uses || !F.user || !F.is_output || !F.kind || !F.kernel_of || !F.kernel_kind) {
+    diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
+    return false;
+  }
+  count_uses(&F);
+  group(&F);
+  if (!build(&F, out) || !link(&F, out)) {
+    diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
+    return false;
+  }
+  return fuse_verify(d, out);
+}
+
+bool fuse_verify(DiagList *d, const Schedule *s) {
+  const Graph *g = s->g;
+  int *seen = calloc((size_t)g->n + 1, sizeof *seen);
+  if (!seen) return false;
+  bool ok = true;
+  for (int k = 0; ok && k < s->n; k++) {
+    const Kernel *K = s->kernels[k];
+    for (int i = 0; ok && i < K->nnodes; i++) {
+      if (seen[K->nodes[i]->id]++ || s->kernel_of[K->nodes[i]->id] != k) {
+        diag_error(d, K->nodes[i]->loc, "internal: node %%%d is in two kernels", K->nodes[i]->id);
+        ok = false;
+      }
+    }
+    for (int i = 0; ok && i < K->ninputs; i++) {
+      int kx = s->kernel_of[K->inputs[i]->id];
+      if (kx >= k) {
+        diag_error(d, K->inputs[i]->loc, "internal: kernel k%d reads %%%d of a later kernel k%d", k,
+                   K->inputs[i]->id, kx);
+        ok = false;
+      }
+    }
+  }
+  for (int i = 0; ok && i < g->n; i++) {
+    bool computed = s->kernel_of[i] >= 0;
+    if (computed != (seen[i] == 1)) {
+      diag_error(d, g->nodes[i]->loc, "internal: node %%%d is in no kernel", i);
+      ok = false;
+    }
+  }
+  free(seen);
+  return ok;
+}
+
+static void print_refs(FILE *out, const char *label, Node **items, int n) {
+  fprintf(out, " %s", label);
+  for (int i = 0; i < n; i++) fprintf(out, "%s%%%d", i ? "," : "(", items[i]->id);
+  fputs(n ? ")" : "()", out);
+}
+
+void fuse_print(FILE *out, const Schedule *s) {
+  const Graph *g = s->g;
+  fprintf(out, "entry %s: %d ops in %d kernels\n", g->name, s->unfused, s->n);
+  Arena a;
+  arena_init(&a);
+  for (int k = 0; k < s->n; k++) {
+    const Kernel *K = s->kernels[k];
+    const Node *r = K->nodes[K->nnodes - 1];
+    fprintf(out, "  k%d %s %s:", k, fuse_kind_name(K->kind), ir_type_str(&a, r->dtype, &r->shape, g->sym_name));
+    for (int i = 0; i < K->nnodes; i++) fprintf(out, " %s%%%d", op_name(K->nodes[i]->op), K->nodes[i]->id);
+    print_refs(out, "in", K->inputs, K->ninputs);
+    print_refs(out, "out", K->outputs, K->noutputs);
+    fputc('\n', out);
+  }
+  arena_free(&a);
+}

@@ -1,0 +1,47 @@
+/* fuse.h: grouping the ops of a graph into kernels (design.md's kernel IR,
+ * first stage). A kernel computes a set of nodes in one launch and writes
+ * to memory only the values other kernels or the graph's outputs read. */
+#ifndef IREPA_FUSE_H
+#define IREPA_FUSE_H
+
+#include "ir.h"
+
+typedef enum {
+  K_POINTWISE,  /* elementwise ops and index remappings (reshape, permute, slice, ...) */
+  K_REDUCE,     /* one reduction, with its pointwise producers as prologue */
+  K_MATMUL,
+  K_CONV,       /* conv2d and its two backward ops */
+  K_GATHER,     /* gather and scatter_add */
+  K_ATTENTION,  /* attention and its backward */
+} KernelKind;
+
+typedef struct {
+  int id;
+  KernelKind kind;
+  Node **nodes;    /* computed here, in graph order; the last is the root */
+  int nnodes;
+  Node **inputs;   /* read from memory: leaves and other kernels' outputs */
+  int ninputs;
+  Node **outputs;  /* written to memory */
+  int noutputs;
+} Kernel;
+
+typedef struct {
+  const Graph *g;
+  Kernel **kernels;  /* in an order that respects every dependence */
+  int n;
+  int *kernel_of;    /* node id -> kernel id; -1 for inputs, parameters, constants */
+  int unfused;       /* kernels without fusion: one per computed node */
+} Schedule;
+
+const char *fuse_kind_name(KernelKind k);
+/* Groups g's nodes: a pointwise node with a single consumer joins that
+ * consumer's kernel when it is pointwise or a reduction; everything else
+ * starts a kernel. Constants are inlined into their readers. */
+bool fuse_graph(Arena *a, DiagList *d, const Graph *g, Schedule *out);
+/* Every computed node in exactly one kernel; kernels read only leaves and
+ * earlier kernels' outputs. */
+bool fuse_verify(DiagList *d, const Schedule *s);
+void fuse_print(FILE *out, const Schedule *s);
+
+#endif
