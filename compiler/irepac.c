@@ -55,17 +55,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_USAGE;
 }
 
-/* Value of "--name=VALUE" or "--name VALUE"; NULL if `arg` is not --name. */
-static const char *option_value(const char *name, int argc, char **argv, int *i) {
-  size_t n = strlen(name);
-  const char *arg = argv[*i];
-  if (strncmp(arg, name, n) != 0) return NULL;
-  if (arg[n] == '=') return arg + n + 1;
-  if (arg[n] != '\0') return NULL;
-  if (*i + 1 >= argc) return "";
-  return argv[++*i];
-}
-
 /* Returns -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
   for (int i = 1; i < argc; i++) {
@@ -80,17 +69,16 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
     if (!strcmp(a, "--loc")) o->with_locs = true;
     else if (!strcmp(a, "--grad")) o->grad = true;
-    else if ((v = option_value("--stage", argc, argv, &i))) {
+    else if ((v = cli_option_value("--stage", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--stage");
       o->stage = v;
-    } else if ((v = option_value("--entry", argc, argv, &i))) {
+    } else if ((v = cli_option_value("--entry", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--entry");
       o->entry = v;
-    } else if (!strncmp(a, "-I", 2)) {
-      const char *dir = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-      if (!dir) return usage_error("%s needs a directory", "-I");
+    } else if ((v = cli_include_dir(argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs a directory", "-I");
       if (o->ninclude == MAX_INCLUDES) return usage_error("too many %s options", "-I");
-      o->includes[o->ninclude++] = dir;
+      o->includes[o->ninclude++] = v;
     } else if (a[0] == '-' && a[1] != '\0') {
       return usage_error("unknown option '%s'", a);
     } else if (!o->command) {

@@ -133,6 +133,24 @@ void sb_printf(StrBuf *sb, const char *fmt, ...) {
   va_end(ap);
 }
 
+const char *cli_option_value(const char *name, int argc, char **argv, int *i) {
+  size_t n = strlen(name);
+  const char *arg = argv[*i];
+  if (strncmp(arg, name, n) != 0) return NULL;
+  if (arg[n] == '=') return arg + n + 1;
+  if (arg[n] != '\0') return NULL;
+  if (*i + 1 >= argc) return "";
+  return argv[++*i];
+}
+
+const char *cli_include_dir(int argc, char **argv, int *i) {
+  const char *arg = argv[*i];
+  if (strncmp(arg, "-I", 2) != 0) return NULL;
+  if (arg[2]) return arg + 2;
+  if (*i + 1 >= argc) return "";
+  return argv[++*i];
+}
+
 bool mul_overflows(int64_t a, int64_t b, int64_t *out) {
   return __builtin_mul_overflow(a, b, out);
 }

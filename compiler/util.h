@@ -45,6 +45,13 @@ void sb_printf(StrBuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
 
+/* Command-line helpers shared by irepac and irepa-run. cli_option_value:
+ * the value of "--name=VALUE" or "--name VALUE" at argv[*i] (advancing *i
+ * past a separate value; "" when it is missing), or NULL if argv[*i] is not
+ * --name. cli_include_dir: likewise for "-IDIR" / "-I DIR". */
+const char *cli_option_value(const char *name, int argc, char **argv, int *i);
+const char *cli_include_dir(int argc, char **argv, int *i);
+
 /* Checked int64 arithmetic: false on overflow. */
 bool mul_overflows(int64_t a, int64_t b, int64_t *out);
 bool add_overflows(int64_t a, int64_t b, int64_t *out);

@@ -58,14 +58,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_USAGE;
 }
 
-static const char *value_of(const char *name, int argc, char **argv, int *i) {
-  size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0) return NULL;
-  if (argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (argv[*i][n] != '\0') return NULL;
-  return *i + 1 < argc ? argv[++*i] : "";
-}
-
 static int parse_flag(Options *o, int argc, char **argv, int *i) {
   const char *a = argv[*i], *v;
   struct { const char *name; const char **dst; } valued[] = {
@@ -74,12 +66,12 @@ static int parse_flag(Options *o, int argc, char **argv, int *i) {
       {"--precision", &o->precision},
   };
   for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-    if ((v = value_of(valued[k].name, argc, argv, i))) {
+    if ((v = cli_option_value(valued[k].name, argc, argv, i))) {
       if (!*v) return usage_error("%s needs a value", valued[k].name);
       *valued[k].dst = v;
       return -1;
     }
-  if ((v = value_of("--seed", argc, argv, i))) {
+  if ((v = cli_option_value("--seed", argc, argv, i))) {
     char *end;
     errno = 0;
     unsigned long long s = strtoull(v, &end, 10);
@@ -88,11 +80,10 @@ static int parse_flag(Options *o, int argc, char **argv, int *i) {
   } else if (!strcmp(a, "--init")) o->init = true;
   else if (!strcmp(a, "--grad")) o->grad = true;
   else if (!strcmp(a, "--force")) o->force = true;
-  else if (!strncmp(a, "-I", 2)) {
-    const char *dir = a[2] ? a + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
-    if (!dir) return usage_error("%s needs a directory", "-I");
+  else if ((v = cli_include_dir(argc, argv, i))) {
+    if (!*v) return usage_error("%s needs a directory", "-I");
     if (o->ninclude == MAX_INCLUDES) return usage_error("too many %s options", "-I");
-    o->includes[o->ninclude++] = dir;
+    o->includes[o->ninclude++] = v;
   } else return usage_error("unknown option '%s'", a);
   return -1;
 }
