@@ -7,6 +7,8 @@
  * summed back to its shape (unbroadcast); fan-out contributions add up. */
 #include "autodiff.h"
 
+#include "fuse.h"
+
 #include <string.h>
 
 typedef struct {
@@ -72,12 +74,31 @@ static Node *mean_count(Ad *ad, Node *n) {
   return ones ? ir_reduce(&ad->b, OP_SUM, ones, n->attr.axes, true, ad->loc) : NULL;
 }
 
+/* The transpose of x's last two axes; of a transpose, its source, so that
+ * the backward of a linear layer reads the weight itself and the forward
+ * transpose keeps a single reader (which the GEMM absorbs). */
 static Node *transpose_last(Ad *ad, Node *x) {
+  if (x && fuse_is_transpose(x)) return x->src[0];
   int perm[IR_MAX_RANK], r = x->shape.rank;
   for (int i = 0; i < r; i++) perm[i] = i;
   perm[r - 1] = r - 2;
   perm[r - 2] = r - 1;
   return ir_permute(&ad->b, x, perm, ad->loc);
+}
+
+/* x as a matrix: its leading axes flattened into the rows. */
+static Node *as_matrix(Ad *ad, Node *x) {
+  Shape m = {2, {{1, false}, x->shape.d[x->shape.rank - 1]}};
+  for (int i = 0; i < x->shape.rank - 1; i++) m.d[0] = (Dim){m.d[0].n * x->shape.d[i].n, m.d[0].sym || x->shape.d[i].sym};
+  return ir_reshape(&ad->b, x, m, ad->loc);
+}
+
+/* The gradient of a matrix y that multiplies a batch of matrices x (a
+ * linear layer's weight): x^T g summed over the batch, which is one GEMM
+ * over the flattened batch, not a batch of GEMMs and a sum. */
+static Node *shared_weight_grad(Ad *ad, Node *x, Node *g) {
+  Node *xm = as_matrix(ad, x), *gm = as_matrix(ad, g);
+  return xm && gm ? ir_matmul(&ad->b, transpose_last(ad, xm), gm, ad->loc) : NULL;
 }
 
 /* Contribution to operand k of CONCAT: its slice of g. */
@@ -154,6 +175,7 @@ static Node *vjp(Ad *ad, Node *n, Node *g, int k) {
   case OP_EXPAND: return unbroadcast(ad, g, &x->shape);
   case OP_MATMUL:
     if (k == 0) return unbroadcast(ad, ir_matmul(&ad->b, g, transpose_last(ad, y), ad->loc), &x->shape);
+    if (y->shape.rank == 2 && x->shape.rank > 2) return shared_weight_grad(ad, x, g);
     return unbroadcast(ad, ir_matmul(&ad->b, transpose_last(ad, x), g, ad->loc), &y->shape);
   case OP_CONV2D:
     if (k == 0) return ir_conv2d_bwd_input(&ad->b, g, y, n->attr.stride, n->attr.pad, x->shape, ad->loc);

@@ -1,6 +1,8 @@
 /* diag.c: source registry and diagnostic printing. */
 #include "diag.h"
 
+const char *diag_program_name = "irepac";
+
 #include <stdarg.h>
 #include <string.h>
 
@@ -161,7 +163,7 @@ void diag_print(FILE *out, const DiagList *d) {
     const char *kind = g->kind == DIAG_ERROR ? "error" : "note";
     const SourceFile *f = src_get(d->sources, g->loc.file);
     if (!f)
-      fprintf(out, "irepac: %s: %s\n", kind, g->msg);
+      fprintf(out, "%s: %s: %s\n", diag_program_name, kind, g->msg);
     else if (g->loc.line == 0)
       fprintf(out, "%s: %s: %s\n", f->path, kind, g->msg);
     else {
@@ -171,5 +173,5 @@ void diag_print(FILE *out, const DiagList *d) {
     }
   }
   if (d->dropped)
-    fprintf(out, "irepac: note: %d more errors not shown\n", d->dropped);
+    fprintf(out, "%s: note: %d more errors not shown\n", diag_program_name, d->dropped);
 }

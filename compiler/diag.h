@@ -53,6 +53,10 @@ int src_add(SourceSet *set, Arena *a, const char *path, char *text, size_t len);
 const SourceFile *src_get(const SourceSet *set, int file);
 const char *src_path(const SourceSet *set, int file);
 
+/* The prefix of messages without a place ("irepac: error: ..."); the
+ * programs set it to their own name. */
+extern const char *diag_program_name;
+
 void diag_init(DiagList *d, Arena *a, SourceSet *sources);
 void diag_error(DiagList *d, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

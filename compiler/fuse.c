@@ -5,7 +5,8 @@
  * chains of elementwise ops and the prologue of a reduction become one
  * kernel, and a value is written to memory only where it is read by
  * another kernel or returned. Matmuls, convolutions, gathers and attention
- * stay kernels of their own (epilogue fusion into them comes later). */
+ * stay kernels of their own, except that a matmul takes in a transpose of
+ * an operand or of its result, which the GEMM does by flags. */
 #include "fuse.h"
 
 #include <stdlib.h>
@@ -37,17 +38,52 @@ static int kind_of(const Node *n, bool is_output) {
   }
 }
 
+/* A set of kernels, for a recomputed node: every kernel that reads it. */
+typedef struct {
+  int *k;
+  int n;
+} KernelSet;
+
 typedef struct {
   Arena *a;
   const Graph *g;
   int *uses;        /* readers of each node, outputs counted once more */
   Node **user;      /* the reader, when there is exactly one */
+  int *user_start;  /* the readers of node i: users[user_start[i] .. user_start[i+1]) */
+  Node **users;
   bool *is_output;
   int *kind;        /* kind_of each node */
-  int *kernel_of;
+  int *kernel_of;   /* a kernel, FUSE_RECOMPUTED, or -1 */
+  KernelSet *recompute_in;
   int nkernels;
   int *kernel_kind;
 } Fuser;
+
+/* A recomputed node is computed again by every kernel that reads it. */
+enum { MAX_RECOMPUTE_KERNELS = 8 };
+
+/* Every reader of every node, as one array sliced by node. */
+static bool index_users(Fuser *F) {
+  const Graph *g = F->g;
+  int total = 0;
+  for (int i = 0; i < g->n; i++) {
+    F->user_start[i] = total;
+    total += F->uses[i] - F->is_output[i];
+  }
+  F->user_start[g->n] = total;
+  F->users = arena_alloc(F->a, sizeof(Node *) * (size_t)(total + 1));
+  int *fill = arena_alloc(F->a, sizeof(int) * (size_t)(g->n + 1));
+  if (!F->users || !fill) return false;
+  for (int i = 0; i < g->n; i++) {
+    Node *n = g->nodes[i];
+    for (int k = 0; k < n->nsrc; k++) {
+      bool repeat = false;
+      for (int j = 0; j < k; j++) repeat |= n->src[j] == n->src[k];
+      if (!repeat) F->users[F->user_start[n->src[k]->id] + fill[n->src[k]->id]++] = n;
+    }
+  }
+  return true;
+}
 
 static bool count_uses(Fuser *F) {
   const Graph *g = F->g;
@@ -66,7 +102,17 @@ static bool count_uses(Fuser *F) {
     }
   }
   for (int i = 0; i < g->n; i++) F->kind[i] = kind_of(g->nodes[i], F->is_output[i]);
-  return true;
+  return index_users(F);
+}
+
+/* A permute that swaps the last two axes: a GEMM reads it as a transposed
+ * operand, so it need not be copied. */
+bool fuse_is_transpose(const Node *n) {
+  if (n->op != OP_PERMUTE || n->shape.rank < 2 || n->src[0]->op == OP_CONST) return false;
+  int r = n->shape.rank;
+  for (int k = 0; k < r - 2; k++)
+    if (n->attr.perm[k] != k) return false;
+  return n->attr.perm[r - 2] == r - 1 && n->attr.perm[r - 1] == r - 2;
 }
 
 /* The kernel a node joins, or -1 to start its own. */
@@ -74,14 +120,68 @@ static int host_kernel(Fuser *F, int i) {
   if (F->kind[i] != K_POINTWISE || F->uses[i] != 1 || F->is_output[i]) return -1;
   int k = F->kernel_of[F->user[i]->id];
   if (k < 0) return -1;
+  if (F->kernel_kind[k] == K_MATMUL) /* only an operand of the matmul itself */
+    return F->user[i]->op == OP_MATMUL && fuse_is_transpose(F->g->nodes[i]) ? k : -1;
   return F->kernel_kind[k] == K_POINTWISE || F->kernel_kind[k] == K_REDUCE ? k : -1;
+}
+
+static bool set_add(Arena *a, KernelSet *s, int k) {
+  for (int i = 0; i < s->n; i++)
+    if (s->k[i] == k) return true;
+  if (s->n == MAX_RECOMPUTE_KERNELS) return false;
+  if (!s->k && !(s->k = arena_alloc(a, sizeof(int) * MAX_RECOMPUTE_KERNELS))) return false;
+  s->k[s->n++] = k;
+  return true;
+}
+
+/* A pointwise value that only pointwise and reduction kernels read is
+ * computed again inside each of them instead of being written to memory
+ * once and read back: its inputs are read instead, which costs the same
+ * traffic or less, and the buffer (an activation kept for backward, often)
+ * disappears. A single-use node joins its reader's kernel as before; this
+ * is for values with several readers, such as LayerNorm's x - mean, read
+ * by the variance, the normalisation and the backward pass. */
+static bool recompute(Fuser *F, int i) {
+  if (F->kind[i] != K_POINTWISE || F->is_output[i] || F->uses[i] < 1) return false;
+  if (F->uses[i] == 1 && F->kernel_of[F->user[i]->id] >= 0) return false; /* an ordinary join */
+  KernelSet s = {0};
+  for (int u = F->user_start[i]; u < F->user_start[i + 1]; u++) {
+    int id = F->users[u]->id, k = F->kernel_of[id];
+    if (k == FUSE_RECOMPUTED) {
+      for (int j = 0; j < F->recompute_in[id].n; j++)
+        if (!set_add(F->a, &s, F->recompute_in[id].k[j])) return false;
+      continue;
+    }
+    if (k < 0 || (F->kernel_kind[k] != K_POINTWISE && F->kernel_kind[k] != K_REDUCE) || !set_add(F->a, &s, k))
+      return false;
+  }
+  F->recompute_in[i] = s;
+  return true;
+}
+
+/* A matmul whose one reader transposes its result joins that transpose's
+ * kernel: the GEMM writes the transposed result directly, as
+ * C^T = op(B)^T op(A)^T (the weight gradients of linear layers). */
+static int transposed_output(Fuser *F, int i) {
+  const Node *n = F->g->nodes[i];
+  if (n->op != OP_MATMUL || F->uses[i] != 1 || F->is_output[i]) return -1;
+  const Node *u = F->user[i];
+  int k = F->kernel_of[u->id];
+  if (k < 0 || !fuse_is_transpose(u) || F->kernel_kind[k] != K_POINTWISE) return -1;
+  F->kernel_kind[k] = K_MATMUL; /* the transpose is the kernel's only node so far */
+  return k;
 }
 
 static void group(Fuser *F) {
   for (int i = F->g->n - 1; i >= 0; i--) {
     F->kernel_of[i] = -1;
     if (F->kind[i] < 0) continue;
-    int k = host_kernel(F, i);
+    if (recompute(F, i)) {
+      F->kernel_of[i] = FUSE_RECOMPUTED;
+      continue;
+    }
+    int k = transposed_output(F, i);
+    if (k < 0) k = host_kernel(F, i);
     if (k < 0) {
       k = F->nkernels++;
       F->kernel_kind[k] = F->kind[i];
@@ -115,6 +215,8 @@ static bool build(Fuser *F, Schedule *s) {
   if (!root || !order || !s->kernels) return false;
   for (int i = 0; i < g->n; i++)
     if (F->kernel_of[i] >= 0) root[F->kernel_of[i]] = i;
+  s->nrecomputed = 0;
+  for (int i = 0; i < g->n; i++) s->nrecomputed += F->kernel_of[i] == FUSE_RECOMPUTED;
   int n = 0;
   for (int i = 0; i < g->n; i++)
     if (F->kernel_of[i] >= 0 && root[F->kernel_of[i]] == i) order[F->kernel_of[i]] = n++;
@@ -127,6 +229,14 @@ static bool build(Fuser *F, Schedule *s) {
   }
   for (int i = 0; i < g->n; i++) {
     Node *x = g->nodes[i];
+    if (F->kernel_of[i] == FUSE_RECOMPUTED) {
+      s->unfused++;
+      for (int j = 0; j < F->recompute_in[i].n; j++) {
+        Kernel *K = s->kernels[order[F->recompute_in[i].k[j]]];
+        if (!push(F->a, &K->nodes, &K->nnodes, x)) return false;
+      }
+      continue;
+    }
     if (F->kernel_of[i] < 0) continue;
     s->unfused++;
     Kernel *K = s->kernels[order[F->kernel_of[i]]];
@@ -142,18 +252,19 @@ static bool build(Fuser *F, Schedule *s) {
  * Outputs: values read by another kernel or returned by the graph. */
 static bool link(Fuser *F, Schedule *s) {
   const Graph *g = F->g;
-  for (int i = 0; i < g->n; i++) {
-    Node *n = g->nodes[i];
-    int kn = s->kernel_of[i];
-    for (int k = 0; k < n->nsrc; k++) {
-      Node *x = n->src[k];
-      int kx = s->kernel_of[x->id];
-      if (kn < 0 || kx == kn || (x->op == OP_CONST && kx < 0)) continue;
-      Kernel *K = s->kernels[kn];
-      if (!contains(K->inputs, K->ninputs, x) && !push(F->a, &K->inputs, &K->ninputs, x)) return false;
-      if (kx >= 0) {
-        Kernel *P = s->kernels[kx];
-        if (!contains(P->outputs, P->noutputs, x) && !push(F->a, &P->outputs, &P->noutputs, x)) return false;
+  for (int kn = 0; kn < s->n; kn++) {
+    Kernel *K = s->kernels[kn];
+    for (int i = 0; i < K->nnodes; i++) {
+      const Node *n = K->nodes[i];
+      for (int k = 0; k < n->nsrc; k++) {
+        Node *x = n->src[k];
+        int kx = s->kernel_of[x->id];
+        if (kx == kn || (x->op == OP_CONST && kx < 0) || contains(K->nodes, K->nnodes, x)) continue;
+        if (!contains(K->inputs, K->ninputs, x) && !push(F->a, &K->inputs, &K->ninputs, x)) return false;
+        if (kx >= 0) {
+          Kernel *P = s->kernels[kx];
+          if (!contains(P->outputs, P->noutputs, x) && !push(F->a, &P->outputs, &P->noutputs, x)) return false;
+        }
       }
     }
   }
@@ -172,13 +283,18 @@ bool fuse_graph(Arena *a, DiagList *d, const Graph *g, Schedule *out) {
   out->g = g;
   size_t n = (size_t)g->n + 1;
   Fuser F = {a, g, arena_alloc(a, sizeof(int) * n), arena_alloc(a, sizeof(Node *) * n),
-             arena_alloc(a, n), arena_alloc(a, sizeof(int) * n), arena_alloc(a, sizeof(int) * n), 0,
+             arena_alloc(a, sizeof(int) * (n + 1)), NULL, arena_alloc(a, n), arena_alloc(a, sizeof(int) * n),
+             arena_alloc(a, sizeof(int) * n), arena_alloc(a, sizeof(KernelSet) * n), 0,
              arena_alloc(a, sizeof(int) * n)};
-  if (!F.uses || !F.user || !F.is_output || !F.kind || !F.kernel_of || !F.kernel_kind) {
+  if (!F.uses || !F.user || !F.user_start || !F.is_output || !F.kind || !F.kernel_of || !F.recompute_in ||
+      !F.kernel_kind) {
     diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
     return false;
   }
-  count_uses(&F);
+  if (!count_uses(&F)) {
+    diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
+    return false;
+  }
   group(&F);
   if (!build(&F, out) || !link(&F, out)) {
     diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
@@ -195,7 +311,12 @@ bool fuse_verify(DiagList *d, const Schedule *s) {
   for (int k = 0; ok && k < s->n; k++) {
     const Kernel *K = s->kernels[k];
     for (int i = 0; ok && i < K->nnodes; i++) {
-      if (seen[K->nodes[i]->id]++ || s->kernel_of[K->nodes[i]->id] != k) {
+      int id = K->nodes[i]->id;
+      if (s->kernel_of[id] == FUSE_RECOMPUTED) {
+        seen[id] = 1;
+        continue;
+      }
+      if (seen[id]++ || s->kernel_of[id] != k) {
         diag_error(d, K->nodes[i]->loc, "internal: node %%%d is in two kernels", K->nodes[i]->id);
         ok = false;
       }
@@ -210,7 +331,7 @@ bool fuse_verify(DiagList *d, const Schedule *s) {
     }
   }
   for (int i = 0; ok && i < g->n; i++) {
-    bool computed = s->kernel_of[i] >= 0;
+    bool computed = s->kernel_of[i] >= 0 || s->kernel_of[i] == FUSE_RECOMPUTED;
     if (computed != (seen[i] == 1)) {
       diag_error(d, g->nodes[i]->loc, "internal: node %%%d is in no kernel", i);
       ok = false;
@@ -228,7 +349,8 @@ static void print_refs(FILE *out, const char *label, Node **items, int n) {
 
 void fuse_print(FILE *out, const Schedule *s) {
   const Graph *g = s->g;
-  fprintf(out, "entry %s: %d ops in %d kernels\n", g->name, s->unfused, s->n);
+  fprintf(out, "entry %s: %d ops in %d kernels (%d recomputed where read)\n", g->name, s->unfused, s->n,
+          s->nrecomputed);
   Arena a;
   arena_init(&a);
   for (int k = 0; k < s->n; k++) {

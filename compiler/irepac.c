@@ -9,7 +9,9 @@
 
 #include "autodiff.h"
 #include "elab.h"
-#include "fuse.h"
+#include "cuda_api.h"
+#include "irx.h"
+#include "program.h"
 #include "parse.h"
 
 #ifndef IREPA_VERSION
@@ -26,14 +28,23 @@ static const char usage[] =
     "  dump --stage=STAGE FILE.irg print a compiler stage: ast, ir, grad\n"
     "                              (grad: the entry of --entry with its backward\n"
     "                              graph; its first output must be the loss),\n"
-    "                              fused (the kernels the ops are grouped into)\n"
+    "                              fused (the kernels the ops are grouped into),\n"
+    "                              plan (buffers: lifetimes, offsets, arena size),\n"
+    "                              c, cuda (the generated kernel source)\n"
     "  params FILE.irg             list the model's parameters and their total\n"
+    "  compile FILE.irg -o OUT.irx compile to a program irepa-run loads: kernels,\n"
+    "                              launch lists, buffer plans, parameter table\n"
     "\n"
     "options:\n"
     "  -I DIR          add DIR to the import search path (repeatable)\n"
     "  --entry NAME    only this entry point (dump --stage=ir, check)\n"
     "  --loc           show source locations in dumps\n"
-    "  --grad          with dump --stage=fused: fuse the entry with its backward graph\n"
+    "  --grad          with dump --stage=fused|plan|c|cuda and compile: add each entry's\n"
+    "                  backward graph (its first output must be the loss)\n"
+    "  -o FILE         compile: the .irx to write (replaced atomically)\n"
+    "  --backend B     compile: kernels for c, cuda or all (default all)\n"
+    "  --arch LIST     compile: also compile the CUDA kernels to CUBIN with NVRTC for\n"
+    "                  these architectures ahead of time, e.g. sm_80,sm_90\n"
     "  -h, --help      show this help\n"
     "  --version       show the version\n";
 
@@ -44,6 +55,9 @@ typedef struct {
   const char *entry;
   bool with_locs;
   bool grad;
+  const char *output;
+  const char *backend;
+  const char *arch;
   const char *includes[MAX_INCLUDES];
   int ninclude;
 } Options;
@@ -53,6 +67,11 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fputs(" (see 'irepac --help')\n", stderr);
   return EXIT_USAGE;
+}
+
+/* Stages after fusion, which take --grad. */
+static bool is_back_stage(const char *stage) {
+  return !strcmp(stage, "fused") || !strcmp(stage, "plan") || !strcmp(stage, "c") || !strcmp(stage, "cuda");
 }
 
 /* Returns -1 to go on, else an exit status. */
@@ -72,6 +91,16 @@ static int parse_args(int argc, char **argv, Options *o) {
     else if ((v = cli_option_value("--stage", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--stage");
       o->stage = v;
+    } else if ((v = cli_option_value("-o", argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs a file", "-o");
+      o->output = v;
+    } else if ((v = cli_option_value("--backend", argc, argv, &i))) {
+      if (strcmp(v, "c") && strcmp(v, "cuda") && strcmp(v, "all"))
+        return usage_error("unknown backend '%s' (c, cuda, all)", v);
+      o->backend = v;
+    } else if ((v = cli_option_value("--arch", argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs a list such as sm_80,sm_90", "--arch");
+      o->arch = v;
     } else if ((v = cli_option_value("--entry", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--entry");
       o->entry = v;
@@ -90,22 +119,30 @@ static int parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->command) return usage_error("%s", "no command given");
-  if (strcmp(o->command, "check") && strcmp(o->command, "dump") && strcmp(o->command, "params"))
+  bool compile = !strcmp(o->command, "compile");
+  if (strcmp(o->command, "check") && strcmp(o->command, "dump") && strcmp(o->command, "params") && !compile)
     return usage_error("unknown command '%s'", o->command);
+  if (compile && !o->output) return usage_error("%s", "compile needs -o OUT.irx");
+  if (!compile && (o->output || o->backend || o->arch))
+    return usage_error("-o, --backend and --arch are options of compile, not of %s", o->command);
+  if (compile && o->arch && o->backend && !strcmp(o->backend, "c"))
+    return usage_error("%s", "--arch compiles CUDA kernels; it does not go with --backend c");
+  if (compile && o->grad && !o->entry)
+    return usage_error("%s", "compile --grad needs --entry NAME (the entry whose first output is the loss)");
   if (!o->file) return usage_error("%s needs a FILE.irg", o->command);
   if (o->stage && strcmp(o->command, "dump"))
     return usage_error("--stage is an option of dump, not of %s", o->command);
   if (o->entry && !strcmp(o->command, "params"))
     return usage_error("%s", "params lists the whole model's parameters; --entry does not apply");
+  if (o->grad && !compile && !o->stage) return usage_error("%s", "--grad goes with dump or compile");
   if (!strcmp(o->command, "dump")) {
     if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir|grad");
-    if (strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad") &&
-        strcmp(o->stage, "fused"))
-      return usage_error("unknown stage '%s' (stages: ast, ir, grad, fused)", o->stage);
-    if (o->grad && strcmp(o->stage, "fused"))
-      return usage_error("%s", "--grad goes with dump --stage=fused");
+    if (!is_back_stage(o->stage) && strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad"))
+      return usage_error("unknown stage '%s' (stages: ast, ir, grad, fused, plan, c, cuda)", o->stage);
+    if (o->grad && !is_back_stage(o->stage))
+      return usage_error("%s", "--grad goes with dump --stage=fused|plan|c|cuda");
     if (o->grad && !o->entry)
-      return usage_error("%s", "dump --stage=fused --grad needs --entry NAME");
+      return usage_error("%s", "dump --grad needs --entry NAME");
     if (!strcmp(o->stage, "grad") && !o->entry)
       return usage_error("%s", "dump --stage=grad needs --entry NAME");
   }
@@ -157,6 +194,90 @@ static void print_summary(const Options *o, const Program *prog, const IrProgram
   printf("%s)\n", ir->nentries ? "" : " none");
 }
 
+static int dump_back_stage(const Options *o, Arena *arena, DiagList *diags, IrProgram *ir) {
+  CompileOptions copt = {o->grad, !strcmp(o->stage, "c"), !strcmp(o->stage, "cuda")};
+  CompiledProgram cp;
+  if (!program_compile(arena, diags, ir, &copt, &cp)) return EXIT_PROGRAM_ERROR;
+  if (cp.c_source || cp.cuda_source) {
+    fputs(cp.c_source ? cp.c_source : cp.cuda_source, stdout);
+    return 0;
+  }
+  for (int i = 0; i < cp.nentries; i++) {
+    if (i) fputc('\n', stdout);
+    if (!strcmp(o->stage, "fused")) fuse_print(stdout, &cp.entries[i].sched);
+    else plan_print(stdout, &cp.entries[i].sched, &cp.entries[i].plan);
+  }
+  return 0;
+}
+
+static uint64_t sources_hash(const SourceSet *sources) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < sources->n; i++) {
+    const SourceFile *f = sources->files[i];
+    for (size_t k = 0; f->text && k < f->len; k++) h = (h ^ (unsigned char)f->text[k]) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* CUBINs for each architecture of the comma-separated list. */
+static bool compile_cubins(const char *list, const char *source, XCubin *out, int *n, bool *failed_compile) {
+  char *copy = strdup(list), *save = NULL;
+  bool ok = copy != NULL;
+  for (char *arch = copy ? strtok_r(copy, ",", &save) : NULL; ok && arch; arch = strtok_r(NULL, ",", &save)) {
+    if (*n == 8) {
+      fprintf(stderr, "irepac: error: at most 8 architectures\n");
+      ok = false;
+      break;
+    }
+    RtError err;
+    if (!rtc_compile_cached(source, "program", arch, &out[*n].data, &out[*n].size, &err)) {
+      fprintf(stderr, "irepac: error: NVRTC for %s: %s\n", arch, err.msg);
+      *failed_compile = true;
+      ok = false;
+      break;
+    }
+    out[(*n)++].name = strdup(arch);
+  }
+  free(copy);
+  return ok;
+}
+
+static void print_compiled(const Options *o, const CompiledProgram *cp) {
+  for (int i = 0; i < cp->nentries; i++) {
+    const CompiledEntry *e = &cp->entries[i];
+    const Plan *p = &e->plan;
+    printf("%s: entry %s: %d ops in %d kernels; arena %lld + %lld*B bytes (live peak %lld + %lld*B, "
+           "without reuse %lld + %lld*B)\n",
+           o->output, e->g->name, e->sched.unfused, e->sched.n, (long long)p->fixed_bytes,
+           (long long)p->per_batch_bytes, (long long)p->live_fixed, (long long)p->live_per_batch,
+           (long long)p->sum_fixed, (long long)p->sum_per_batch);
+  }
+}
+
+static int compile_program(const Options *o, Arena *arena, DiagList *diags, const SourceSet *sources, IrProgram *ir) {
+  const char *backend = o->backend ? o->backend : "all";
+  CompileOptions copt = {o->grad, strcmp(backend, "cuda") != 0, strcmp(backend, "c") != 0};
+  CompiledProgram cp;
+  if (!program_compile(arena, diags, ir, &copt, &cp)) return EXIT_PROGRAM_ERROR;
+  XCubin cubins[8] = {0};
+  int ncubins = 0;
+  bool nvrtc_failed = false;
+  bool ok = !o->arch || compile_cubins(o->arch, cp.cuda_source, cubins, &ncubins, &nvrtc_failed);
+  IrxMeta meta = {o->file, sources_hash(sources), cubins, ncubins};
+  RtError err;
+  if (ok && !irx_write(o->output, &cp, &meta, &err)) {
+    fprintf(stderr, "irepac: error: %s\n", err.msg);
+    ok = false;
+  }
+  for (int i = 0; i < ncubins; i++) {
+    free(cubins[i].data);
+    free(cubins[i].name);
+  }
+  if (!ok) return nvrtc_failed ? EXIT_PROGRAM_ERROR : EXIT_USAGE;
+  print_compiled(o, &cp);
+  return 0;
+}
+
 static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
   ParseOptions popt = {(const char **)o->includes, o->ninclude};
   Program prog;
@@ -170,24 +291,17 @@ static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
   ElabOptions eopt = {o->entry, params};
   IrProgram ir;
   if (!elab_program(arena, diags, &prog, &eopt, &ir)) return EXIT_PROGRAM_ERROR;
-  if ((params || !strcmp(o->command, "dump")) && !elab_has_model(&prog)) {
+  if ((params || !strcmp(o->command, "dump") || !strcmp(o->command, "compile")) && !elab_has_model(&prog)) {
     diag_error(diags, (SrcLoc){prog.files[0]->file, 0, 0},
                "declares no model (add: model = SomeModule(...);)");
     return EXIT_PROGRAM_ERROR;
   }
   bool dump = !strcmp(o->command, "dump");
-  if (dump && (!strcmp(o->stage, "grad") || o->grad))
+  if (dump && !strcmp(o->stage, "grad"))
     for (int i = 0; i < ir.nentries; i++)
       if (!ad_build_grad(arena, diags, ir.entries[i], &ir.params, NULL)) return EXIT_PROGRAM_ERROR;
-  if (dump && !strcmp(o->stage, "fused")) {
-    for (int i = 0; i < ir.nentries; i++) {
-      Schedule s;
-      if (!fuse_graph(arena, diags, ir.entries[i], &s)) return EXIT_PROGRAM_ERROR;
-      if (i) fputc('\n', stdout);
-      fuse_print(stdout, &s);
-    }
-    return 0;
-  }
+  if (dump && is_back_stage(o->stage)) return dump_back_stage(o, arena, diags, &ir);
+  if (!strcmp(o->command, "compile")) return compile_program(o, arena, diags, sources, &ir);
   if (params) ir_print_params(stdout, &ir.params);
   else if (!strcmp(o->command, "dump"))
     for (int i = 0; i < ir.nentries; i++) {

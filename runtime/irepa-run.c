@@ -1,6 +1,8 @@
 /* irepa-run.c: the runtime's command line. For now one command, `run`:
- * compile an .irg entry (optionally with its backward graph), run it on the
- * reference interpreter and write every output to a safetensors file.
+ * run one entry of an .irg source (compiled here, optionally with its
+ * backward graph) or of a compiled .irx program, on the reference
+ * interpreter or a compiled backend, and write every output to a
+ * safetensors file.
  * Exit status: 0 success, 1 a bad program or bad data, 2 bad usage. */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #include "autodiff.h"
 #include "elab.h"
+#include "exec.h"
 #include "init.h"
 #include "interp.h"
 #include "safetensors.h"
@@ -21,10 +24,11 @@
 enum { EXIT_DATA = 1, EXIT_USAGE = 2, MAX_INCLUDES = 64 };
 
 static const char usage[] =
-    "usage: irepa-run run FILE.irg --entry NAME --out OUT.safetensors [options]\n"
+    "usage: irepa-run run FILE.irg|FILE.irx --entry NAME --out OUT.safetensors [options]\n"
     "\n"
-    "Runs one entry point of a model on the reference interpreter and writes\n"
-    "every output (out.0, out.1, ...; with --grad also grad.<parameter>).\n"
+    "Runs one entry point of a model (an .irg source, or a program compiled by\n"
+    "irepac compile) and writes every output (out.0, out.1, ...; with --grad\n"
+    "also grad.<parameter>).\n"
     "\n"
     "options:\n"
     "  --entry NAME         the entry point to run (required)\n"
@@ -36,7 +40,10 @@ static const char usage[] =
     "  --grad               also differentiate output 0 (the loss) w.r.t. the\n"
     "                       trainable parameters\n"
     "  --wrt A,B            with --grad: also w.r.t. these inputs\n"
-    "  --backend interp     the backend (only the interpreter exists so far)\n"
+    "  --backend B          interp (the reference interpreter; default for .irg),\n"
+    "                       c (generated C on the CPU), cuda (generated CUDA on the\n"
+    "                       GPU), cuda-emu (the CUDA kernels emulated on the CPU),\n"
+    "                       auto (cuda where a GPU is present, else c; default for .irx)\n"
     "  --precision f64|f32  interpreter arithmetic: double (default), or each\n"
     "                       result rounded to its dtype\n"
     "  --seed N             seed of --init and of random ops (default 0)\n"
@@ -111,8 +118,11 @@ static int parse_args(int argc, char **argv, Options *o) {
   if (!o->out) return usage_error("%s", "run needs --out FILE.safetensors");
   if (o->init && o->params) return usage_error("%s", "give --params or --init, not both");
   if (o->wrt && !o->grad) return usage_error("%s", "--wrt needs --grad");
-  if (o->backend && strcmp(o->backend, "interp"))
-    return usage_error("unknown backend '%s' (only interp exists so far)", o->backend);
+  if (o->backend && strcmp(o->backend, "interp") && strcmp(o->backend, "c") && strcmp(o->backend, "cuda") &&
+      strcmp(o->backend, "cuda-emu") && strcmp(o->backend, "auto"))
+    return usage_error("unknown backend '%s' (interp, c, cuda, cuda-emu, auto)", o->backend);
+  if (o->precision && o->backend && strcmp(o->backend, "interp"))
+    return usage_error("%s", "--precision is an option of the interpreter (--backend interp)");
   if (o->precision && strcmp(o->precision, "f64") && strcmp(o->precision, "f32"))
     return usage_error("unknown precision '%s' (f64, f32)", o->precision);
   struct stat st;
@@ -142,9 +152,9 @@ static bool compile(const Options *o, Arena *arena, DiagList *diags, IrProgram *
   return ad_build_grad(arena, diags, ir->entries[0], &ir->params, &ad);
 }
 
-static bool init_params(const IrProgram *ir, uint64_t seed, TensorList *out, RtError *err) {
-  for (int i = 0; i < ir->params.n; i++) {
-    const ParamInfo *p = &ir->params.items[i];
+static bool init_params(const ParamTable *table, uint64_t seed, TensorList *out, RtError *err) {
+  for (int i = 0; i < table->n; i++) {
+    const ParamInfo *p = &table->items[i];
     int64_t shape[IR_MAX_RANK];
     for (int k = 0; k < p->shape.rank; k++) shape[k] = p->shape.d[k].n;
     Tensor *t = tensor_new(p->name, p->dtype, p->shape.rank, shape, err);
@@ -156,7 +166,31 @@ static bool init_params(const IrProgram *ir, uint64_t seed, TensorList *out, RtE
   return true;
 }
 
-static int run(const Options *o, const IrProgram *ir) {
+/* The program to run: the interpreter's graph, or a compiled program. */
+typedef struct {
+  const ParamTable *params;
+  const char *model;
+  const Graph *graph;      /* backend interp */
+  XProgram prog;           /* other backends */
+  const XEntry *entry;
+} Target;
+
+/* Runs the target on the interpreter or a compiled backend. */
+static bool execute(const Options *o, Target *t, const TensorList *params, const TensorList *inputs,
+                    TensorList *outputs, RtError *err) {
+  if (t->graph) {
+    InterpOptions iopt = {o->precision && !strcmp(o->precision, "f32") ? INTERP_F32 : INTERP_F64, o->seed};
+    return interp_run(t->graph, t->params, params, inputs, &iopt, outputs, err);
+  }
+  Backend *b = backend_open(o->backend ? o->backend : "auto", err);
+  if (!b) return false;
+  ExecOptions eopt = {o->seed};
+  bool ok = exec_run(b, &t->prog, t->entry, params, inputs, &eopt, outputs, err);
+  backend_close(b);
+  return ok;
+}
+
+static int run(const Options *o, Target *tg) {
   RtError err = {{0}};
   TensorList owned = {0}, outputs = {0}, empty = {0};
   StFile *pf = NULL, *inf = NULL;
@@ -166,19 +200,17 @@ static int run(const Options *o, const IrProgram *ir) {
     if (!(pf = st_open(o->params, &err))) goto done;
     params = st_tensors(pf);
   } else if (o->init) {
-    if (!init_params(ir, o->seed, &owned, &err)) goto done;
+    if (!init_params(tg->params, o->seed, &owned, &err)) goto done;
     params = &owned;
-  } else if (ir->params.n > 0) {
-    rt_fail(&err, "model %s has %d parameters: give --params FILE or --init", ir->root_module,
-            ir->params.n);
+  } else if (tg->params->n > 0) {
+    rt_fail(&err, "model %s has %d parameters: give --params FILE or --init", tg->model, tg->params->n);
     goto done;
   }
   if (o->inputs) {
     if (!(inf = st_open(o->inputs, &err))) goto done;
     inputs = st_tensors(inf);
   }
-  InterpOptions iopt = {o->precision && !strcmp(o->precision, "f32") ? INTERP_F32 : INTERP_F64, o->seed};
-  if (!interp_run(ir->entries[0], &ir->params, params, inputs, &iopt, &outputs, &err)) goto done;
+  if (!execute(o, tg, params, inputs, &outputs, &err)) goto done;
   const char *meta[] = {"entry", o->entry, "source", o->file, "producer", "irepa-run " IREPA_VERSION, NULL};
   if (!st_write(o->out, outputs.items, outputs.n, meta, &err)) goto done;
   printf("%s: %d outputs written\n", o->out, outputs.n);
@@ -192,22 +224,90 @@ done:
   return rc;
 }
 
+/* Whether path is a compiled program (by its magic bytes, not its name). */
+static bool is_program_file(const char *path) {
+  unsigned char magic[8];
+  FILE *f = fopen(path, "rb");
+  bool yes = f && fread(magic, 1, 8, f) == 8 && irx_is_irx(magic, 8);
+  if (f) fclose(f);
+  return yes;
+}
+
+/* Compiles the .irg entry for a compiled backend, through the .irx bytes,
+ * so that what runs is exactly what `irepac compile` would write. */
+static bool compile_program(const Options *o, Arena *arena, DiagList *diags, IrProgram *ir, Target *t) {
+  const char *b = o->backend;
+  CompileOptions copt = {false, !strcmp(b, "c") || !strcmp(b, "auto"), strcmp(b, "c") != 0};
+  CompiledProgram cp;
+  if (!program_compile(arena, diags, ir, &copt, &cp)) return false;
+  IrxMeta meta = {o->file, 0, NULL, 0};
+  unsigned char *bytes;
+  size_t len;
+  RtError err;
+  bool ok = irx_serialize(&cp, &meta, &bytes, &len, &err);
+  if (ok) {
+    ok = irx_parse(bytes, len, o->file, &t->prog, &err);
+    free(bytes);
+  }
+  if (!ok) diag_error(diags, NO_LOC, "%s", err.msg);
+  t->entry = ok ? &t->prog.entries[0] : NULL;
+  return ok;
+}
+
+static int load_program(const Options *o, Target *t) {
+  RtError err;
+  if (o->grad || o->wrt || o->ninclude || o->precision) {
+    fprintf(stderr, "irepa-run: error: %s is a compiled program: --grad, --wrt, -I and --precision apply to .irg "
+                    "sources (compile gradients in with irepac compile --grad)\n", o->file);
+    return EXIT_USAGE;
+  }
+  if (o->backend && !strcmp(o->backend, "interp")) {
+    fprintf(stderr, "irepa-run: error: %s is a compiled program; the interpreter runs .irg sources\n", o->file);
+    return EXIT_USAGE;
+  }
+  if (!irx_load(o->file, &t->prog, &err)) {
+    fprintf(stderr, "irepa-run: error: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  t->params = &t->prog.params;
+  t->model = t->prog.model;
+  if (!(t->entry = irx_entry(&t->prog, o->entry))) {
+    fprintf(stderr, "irepa-run: error: %s has no entry named '%s'\n", o->file, o->entry);
+    return EXIT_DATA;
+  }
+  return -1;
+}
+
 int main(int argc, char **argv) {
+  diag_program_name = "irepa-run";
   Options o = {0};
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) return rc;
+  Target t = {0};
+  if (is_program_file(o.file)) {
+    rc = load_program(&o, &t);
+    if (rc < 0) rc = run(&o, &t);
+    irx_free(&t.prog);
+    return rc;
+  }
   Arena arena;
   arena_init(&arena);
   SourceSet sources = {0};
   DiagList diags;
   diag_init(&diags, &arena, &sources);
   IrProgram ir;
-  if (!compile(&o, &arena, &diags, &ir)) {
+  bool interp = !o.backend || !strcmp(o.backend, "interp");
+  if (!compile(&o, &arena, &diags, &ir) || (!interp && !compile_program(&o, &arena, &diags, &ir, &t))) {
     diag_print(stderr, &diags);
     arena_free(&arena);
+    irx_free(&t.prog);
     return EXIT_DATA;
   }
-  rc = run(&o, &ir);
+  t.params = &ir.params;
+  t.model = ir.root_module;
+  t.graph = interp ? ir.entries[0] : NULL;
+  rc = run(&o, &t);
+  irx_free(&t.prog);
   arena_free(&arena);
   return rc;
 }

@@ -14,11 +14,11 @@
  *  - sorted by offsets, the spans tile the data exactly, as the format
  *    requires: no gap, no overlap, nothing past the end, no trailing bytes. */
 #include "safetensors.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,86 +416,26 @@ static char *make_header(Tensor *const *ts, int n, const char *const *meta, size
   return out;
 }
 
-static bool write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w == 0) errno = EIO;
-    if (w <= 0) return false;
-    c += w;
-    n -= (size_t)w;
-  }
-  return true;
-}
-
-/* Creates "<path>.tmp-<pid>-<n>" exclusively; open() with 0666 applies the
- * umask, as a plain create would (mkstemp would force 0600). */
-static int create_temp(const char *path, char **tmp, RtError *err) {
-  static atomic_uint counter;
-  size_t size = strlen(path) + 48;
-  if (!(*tmp = malloc(size))) {
-    rt_fail(err, "out of memory");
-    return -1;
-  }
-  for (int tries = 0; tries < 100; tries++) {
-    snprintf(*tmp, size, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-    int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0 || errno != EEXIST) {
-      if (fd < 0) rt_fail(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-      return fd;
-    }
-  }
-  rt_fail(err, "%s: cannot create a temporary file beside it: all names taken", path);
-  return -1;
-}
-
-/* Replacing a file keeps its permissions. */
-static bool keep_mode(int fd, const char *path, RtError *err) {
-  struct stat st;
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return true;
-  if (fchmod(fd, st.st_mode & 07777) == 0) return true;
-  return rt_fail(err, "%s: cannot copy its permissions: %s", path, strerror(errno));
-}
-
-static bool write_contents(int fd, const char *path, const char *header, size_t hlen, Tensor *const *ts, int n,
-                           RtError *err) {
-  unsigned char len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-  bool ok = write_all(fd, len8, 8) && write_all(fd, header, hlen);
-  for (int i = 0; ok && i < n; i++) ok = write_all(fd, ts[i]->data, ts[i]->nbytes);
-  if (!ok) return rt_fail(err, "%s: cannot write the temporary file: %s", path, strerror(errno));
-  if (fsync(fd) != 0) return rt_fail(err, "%s: cannot sync the temporary file: %s", path, strerror(errno));
-  return true;
-}
-
-/* Makes the rename durable. Best effort: some file systems refuse to sync
- * a directory, and the new file is complete either way. */
-static void sync_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-  int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
-
 bool st_write(const char *path, Tensor *const *ts, int n, const char *const *meta, RtError *err) {
   if (n < 0 || (n > 0 && !ts)) return rt_fail(err, "%s: bad tensor count %d", path, n);
   size_t hlen;
   char *header = make_header(ts, n, meta, &hlen, err);
   if (!header) return false;
-  char *tmp = NULL;
-  int fd = create_temp(path, &tmp, err);
-  bool ok = fd >= 0 && keep_mode(fd, path, err) && write_contents(fd, path, header, hlen, ts, n, err);
-  if (fd >= 0 && close(fd) != 0 && ok)
-    ok = rt_fail(err, "%s: cannot close the temporary file: %s", path, strerror(errno));
-  if (ok && rename(tmp, path) != 0) ok = rt_fail(err, "%s: cannot replace it: %s", path, strerror(errno));
-  if (ok) sync_dir(path);
-  else if (fd >= 0) unlink(tmp);
-  free(tmp);
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+  const void **chunks = malloc(sizeof(void *) * (size_t)(n + 2));
+  size_t *sizes = malloc(sizeof(size_t) * (size_t)(n + 2));
+  bool ok = chunks && sizes;
+  if (ok) {
+    chunks[0] = len8, sizes[0] = 8;
+    chunks[1] = header, sizes[1] = hlen;
+    for (int i = 0; i < n; i++) chunks[i + 2] = ts[i]->data, sizes[i + 2] = ts[i]->nbytes;
+    ok = rt_write_atomic(path, chunks, sizes, n + 2, err);
+  } else {
+    rt_fail(err, "out of memory");
+  }
+  free(chunks);
+  free(sizes);
   free(header);
   return ok;
 }

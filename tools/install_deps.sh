@@ -8,7 +8,8 @@ packages=(
   build-essential cmake pkg-config   # the C toolchain and the build
   flex bison                         # the .irg lexer and parser
   libcmocka-dev                      # unit tests
-  libjansson-dev                     # safetensors JSON headers
+  libjansson-dev                     # safetensors JSON headers, .irx program headers
+  libopenblas-dev                    # GEMMs of the CPU backends (cblas)
   clang libclang-rt-dev              # libFuzzer and the sanitizer runtimes
 )
 

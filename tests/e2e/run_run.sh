@@ -11,20 +11,7 @@ golden=$repo/tests/numeric/golden/tiny_sit_irepa.safetensors
 model=$repo/tests/golden/sit_tiny.irg
 failures=0
 
-# expect STATUS PATTERN -- COMMAND...: the exit status and a stderr fragment.
-expect() {
-  local status=$1 pattern=$2
-  shift 3
-  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-  local rc=$?
-  if [[ $rc -ne $status ]] || ! grep -qF -- "$pattern" "$tmp/stderr" "$tmp/stdout"; then
-    echo "FAIL: $* -> exit $rc (wanted $status), output:" >&2
-    cat "$tmp/stdout" "$tmp/stderr" >&2
-    failures=$((failures + 1))
-  else
-    echo "ok: exit $rc: $(head -n 1 "$tmp/stderr" "$tmp/stdout" | grep -v '^==>' | grep . | head -n 1)"
-  fi
-}
+source "$(dirname "$0")/expect.sh"
 
 expect 0 "36 outputs written" -- "$run" run "$model" --entry loss --params "$golden" --inputs "$golden" --grad \
   --out "$tmp/a.safetensors"
@@ -40,7 +27,7 @@ expect 2 "exists; pass --force" -- "$run" run "$model" --entry loss --init --inp
 cmp -s "$tmp/a.safetensors" "$tmp/keep.safetensors" || { echo "FAIL: --out was modified" >&2; failures=$((failures + 1)); }
 expect 2 "unknown option '--bogus'" -- "$run" run "$model" --entry loss --bogus --out "$tmp/x"
 expect 2 "needs --entry" -- "$run" run "$model" --out "$tmp/x"
-expect 2 "unknown backend 'cuda'" -- "$run" run "$model" --entry loss --backend cuda --out "$tmp/x"
+expect 2 "unknown backend 'gpu'" -- "$run" run "$model" --entry loss --backend gpu --out "$tmp/x"
 expect 2 "--params or --init, not both" -- "$run" run "$model" --entry loss --init --params "$golden" --out "$tmp/x"
 expect 2 "unknown command" -- "$run" train
 

@@ -3,7 +3,8 @@
 # Runs one compiler stage on a good program and compares stdout with the
 # committed EXPECTED file. STAGE: ast | ir (irepac dump --stage=STAGE),
 # params (irepac params), grad (irepac dump --stage=grad --entry loss) or
-# fused (the kernels of entry loss with its backward graph). The compiler runs in SRC's directory on SRC's
+# fused or plan (the kernels and the buffer plan of entry loss with its
+# backward graph). The compiler runs in SRC's directory on SRC's
 # base name, so file names in the output do not depend on the checkout.
 # A good program must exit 0 and print nothing on stderr.
 # With UPDATE_GOLDEN=1 in the environment, EXPECTED is rewritten instead.
@@ -17,8 +18,8 @@ case $stage in
   ast | ir) cmd=(dump "--stage=$stage") ;;
   params) cmd=(params) ;;
   grad) cmd=(dump --stage=grad --entry loss) ;;
-  fused) cmd=(dump --stage=fused --entry loss --grad) ;;
-  *) echo "$0: unknown stage '$stage' (ast, ir, params, grad, fused)" >&2; exit 2 ;;
+  fused | plan) cmd=(dump "--stage=$stage" --entry loss --grad) ;;
+  *) echo "$0: unknown stage '$stage' (ast, ir, params, grad, fused, plan)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

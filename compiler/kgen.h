@@ -1,0 +1,58 @@
+/* kgen.h: the body of a fused kernel as C statements, shared by the C and
+ * the CUDA generators (CUDA C is C for these purposes). Given index
+ * variables for a node's elements, kgen emits the statements that compute
+ * the node's value there, walking its producers inside the kernel and
+ * loading what comes from memory. */
+#ifndef IREPA_KGEN_H
+#define IREPA_KGEN_H
+
+#include "fuse.h"
+
+/* An index into a node's elements: a flat row-major position, or one
+ * expression per axis. Expressions are C text over idx_t variables. */
+typedef struct {
+  bool flat;
+  const char *pos;                  /* flat */
+  const char *ax[IR_MAX_RANK];      /* per axis */
+} KIndex;
+
+typedef struct {
+  Arena *a;
+  StrBuf *sb;
+  const Kernel *K;
+  int indent;
+  int ntmp;
+  DiagList *d;
+  bool failed;  /* an op the backend cannot emit; a diagnostic says which */
+} KGen;
+
+/* The C type values of dtype t are computed in: float for f32, f16 and
+ * bf16; double for the rest, as the interpreter does. */
+const char *kg_compute_type(DType t);
+/* The C type t is stored as. */
+const char *kg_storage_type(DType t);
+/* "64" or "(64*B)". */
+const char *kg_dim(Arena *a, Dim d);
+/* Name of argument i of K: inputs first ("in0".."inN"), then outputs. */
+const char *kg_arg(Arena *a, const Kernel *K, const Node *x);
+
+void kg_line(KGen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A fresh variable name with the given prefix. */
+const char *kg_tmp(KGen *g, const char *prefix);
+/* The index over `s` whose axes are the variables names[0..rank). */
+KIndex kg_axes(const Shape *s, const char *const *names);
+const char *kg_flat(KGen *g, const Shape *s, KIndex i);
+/* The flat index pos. */
+KIndex kg_at(const char *pos);
+/* i as one expression per axis of s (emits the divisions). */
+KIndex kg_split(KGen *g, const Shape *s, KIndex i);
+/* Emits the statements computing node n at index i; returns the variable
+ * that holds it (in n's compute type). */
+const char *kg_value(KGen *g, const Node *n, KIndex i);
+/* `out[pos] = v;` with the conversion to x's storage type. */
+void kg_store(KGen *g, const Node *x, const char *pos, const char *v);
+/* The compute ops (conv, gather, attention) take f32 operands (indices
+ * aside); false with a diagnostic naming the backend otherwise. */
+bool kg_check_float(KGen *g, const Node *n, const char *backend);
+
+#endif

@@ -1,0 +1,171 @@
+/* c_ops.h: the compute ops of the C backend that are not GEMMs (those go
+ * to BLAS through the runtime): convolutions and attention, in float with
+ * double accumulators, parallel over independent outputs with OpenMP.
+ * Layouts: x[N,C,H,W], w[O,C,KH,KW], y[N,O,HO,WO]; attention operands are
+ * [BH,T,D] (q), [BH,S,D] (k), [BH,S,Dv] (v), batch and heads flattened. */
+static void irepa_conv2d(const float *x, const float *w, float *y, irepa_conv_dims d) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (idx_t n = 0; n < d.N; n++)
+    for (idx_t o = 0; o < d.O; o++)
+      for (idx_t ho = 0; ho < d.HO; ho++)
+        for (idx_t wo = 0; wo < d.WO; wo++) {
+          double acc = 0;
+          for (idx_t c = 0; c < d.C; c++)
+            for (idx_t i = 0; i < d.KH; i++) {
+              idx_t h = ho * d.sh - d.ph + i;
+              if (h < 0 || h >= d.H) continue;
+              for (idx_t j = 0; j < d.KW; j++) {
+                idx_t v = wo * d.sw - d.pw + j;
+                if (v < 0 || v >= d.W) continue;
+                acc += (double)x[((n * d.C + c) * d.H + h) * d.W + v] *
+                       w[((o * d.C + c) * d.KH + i) * d.KW + j];
+              }
+            }
+          y[((n * d.O + o) * d.HO + ho) * d.WO + wo] = (float)acc;
+        }
+}
+
+/* dx[n,c,h,v] = sum of g[n,o,ho,wo] w[o,c,i,j] over h = ho*sh - ph + i,
+ * v = wo*sw - pw + j: each output element gathers, so no two threads
+ * write the same place. */
+static void irepa_conv2d_bwd_input(const float *g, const float *w, float *dx, irepa_conv_dims d) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (idx_t n = 0; n < d.N; n++)
+    for (idx_t c = 0; c < d.C; c++)
+      for (idx_t h = 0; h < d.H; h++)
+        for (idx_t v = 0; v < d.W; v++) {
+          double acc = 0;
+          for (idx_t i = 0; i < d.KH; i++) {
+            idx_t th = h + d.ph - i;
+            if (th < 0 || th % d.sh || th / d.sh >= d.HO) continue;
+            for (idx_t j = 0; j < d.KW; j++) {
+              idx_t tw = v + d.pw - j;
+              if (tw < 0 || tw % d.sw || tw / d.sw >= d.WO) continue;
+              for (idx_t o = 0; o < d.O; o++)
+                acc += (double)g[((n * d.O + o) * d.HO + th / d.sh) * d.WO + tw / d.sw] *
+                       w[((o * d.C + c) * d.KH + i) * d.KW + j];
+            }
+          }
+          dx[((n * d.C + c) * d.H + h) * d.W + v] = (float)acc;
+        }
+}
+
+static void irepa_conv2d_bwd_weight(const float *x, const float *g, float *dw, irepa_conv_dims d) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (idx_t o = 0; o < d.O; o++)
+    for (idx_t c = 0; c < d.C; c++)
+      for (idx_t i = 0; i < d.KH; i++)
+        for (idx_t j = 0; j < d.KW; j++) {
+          double acc = 0;
+          for (idx_t n = 0; n < d.N; n++)
+            for (idx_t ho = 0; ho < d.HO; ho++) {
+              idx_t h = ho * d.sh - d.ph + i;
+              if (h < 0 || h >= d.H) continue;
+              for (idx_t wo = 0; wo < d.WO; wo++) {
+                idx_t v = wo * d.sw - d.pw + j;
+                if (v < 0 || v >= d.W) continue;
+                acc += (double)g[((n * d.O + o) * d.HO + ho) * d.WO + wo] *
+                       x[((n * d.C + c) * d.H + h) * d.W + v];
+              }
+            }
+          dw[((o * d.C + c) * d.KH + i) * d.KW + j] = (float)acc;
+        }
+}
+
+typedef struct {
+  idx_t BH, T, S, D, Dv;
+  double scale;
+} irepa_attn_dims;
+
+/* Row t of softmax(q k^T scale) into p[0..S); returns nothing, p sums to 1. */
+static void irepa_attn_row(const float *q, const float *k, irepa_attn_dims d, double *p) {
+  double mx = -1.0 / 0.0, sum = 0;
+  for (idx_t j = 0; j < d.S; j++) {
+    double acc = 0;
+    for (idx_t e = 0; e < d.D; e++) acc += (double)q[e] * k[j * d.D + e];
+    p[j] = acc * d.scale;
+    if (p[j] > mx) mx = p[j];
+  }
+  for (idx_t j = 0; j < d.S; j++) sum += p[j] = exp(p[j] - mx);
+  for (idx_t j = 0; j < d.S; j++) p[j] /= sum;
+}
+
+static int irepa_attention(const float *q, const float *k, const float *v, float *o, irepa_attn_dims d) {
+  int failed = 0;
+#pragma omp parallel reduction(| : failed)
+  {
+    double *p = (double *)malloc(sizeof(double) * (size_t)(d.S + d.Dv));
+    if (!p) failed = 1;
+#pragma omp for collapse(2) schedule(static)
+    for (idx_t b = 0; b < d.BH; b++)
+      for (idx_t t = 0; t < d.T; t++) {
+        if (!p) continue;
+        const float *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
+        double *acc = p + d.S;
+        irepa_attn_row(q + (b * d.T + t) * d.D, kb, d, p);
+        for (idx_t e = 0; e < d.Dv; e++) acc[e] = 0;
+        for (idx_t j = 0; j < d.S; j++)
+          for (idx_t e = 0; e < d.Dv; e++) acc[e] += p[j] * vb[j * d.Dv + e];
+        for (idx_t e = 0; e < d.Dv; e++) o[(b * d.T + t) * d.Dv + e] = (float)acc[e];
+      }
+    free(p);
+  }
+  return failed;
+}
+
+/* Gradient of attention w.r.t. q (which 0), k (1) or v (2), given g = dL/do:
+ *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)),  dq = dS k s,  dk = dS^T q s.
+ * One (batch, head) per thread, with its P and dS in scratch: the C
+ * backend trades T*S memory per thread for simplicity. */
+static int irepa_attention_bwd(const float *q, const float *k, const float *v, const float *g, float *r,
+                               irepa_attn_dims d, int which) {
+  int failed = 0;
+#pragma omp parallel for schedule(static) reduction(| : failed)
+  for (idx_t b = 0; b < d.BH; b++) {
+    double *P = (double *)malloc(sizeof(double) * (size_t)(2 * d.T * d.S));
+    if (!P) {
+      failed = 1;
+      continue;
+    }
+    double *dS = P + d.T * d.S;
+    const float *qb = q + b * d.T * d.D, *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
+    const float *gb = g + b * d.T * d.Dv;
+    for (idx_t t = 0; t < d.T; t++) irepa_attn_row(qb + t * d.D, kb, d, P + t * d.S);
+    if (which == 2) {
+      for (idx_t j = 0; j < d.S; j++)
+        for (idx_t e = 0; e < d.Dv; e++) {
+          double acc = 0;
+          for (idx_t t = 0; t < d.T; t++) acc += P[t * d.S + j] * gb[t * d.Dv + e];
+          r[(b * d.S + j) * d.Dv + e] = (float)acc;
+        }
+      free(P);
+      continue;
+    }
+    for (idx_t t = 0; t < d.T; t++) {
+      double dot = 0;
+      for (idx_t j = 0; j < d.S; j++) {
+        double dp = 0;
+        for (idx_t e = 0; e < d.Dv; e++) dp += (double)gb[t * d.Dv + e] * vb[j * d.Dv + e];
+        dS[t * d.S + j] = dp;
+        dot += dp * P[t * d.S + j];
+      }
+      for (idx_t j = 0; j < d.S; j++) dS[t * d.S + j] = P[t * d.S + j] * (dS[t * d.S + j] - dot) * d.scale;
+    }
+    if (which == 0)
+      for (idx_t t = 0; t < d.T; t++)
+        for (idx_t e = 0; e < d.D; e++) {
+          double acc = 0;
+          for (idx_t j = 0; j < d.S; j++) acc += dS[t * d.S + j] * kb[j * d.D + e];
+          r[(b * d.T + t) * d.D + e] = (float)acc;
+        }
+    else
+      for (idx_t j = 0; j < d.S; j++)
+        for (idx_t e = 0; e < d.D; e++) {
+          double acc = 0;
+          for (idx_t t = 0; t < d.T; t++) acc += dS[t * d.S + j] * qb[t * d.D + e];
+          r[(b * d.S + j) * d.D + e] = (float)acc;
+        }
+    free(P);
+  }
+  return failed;
+}

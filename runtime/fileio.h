@@ -1,0 +1,12 @@
+/* fileio.h: atomic file replacement, shared by every writer of the runtime
+ * (safetensors, .irx programs). */
+#ifndef IREPA_FILEIO_H
+#define IREPA_FILEIO_H
+
+#include "tensor.h"
+
+/* Writes the n chunks, in order, to path: all of them or, on failure,
+ * nothing (path keeps its old contents and permissions). */
+bool rt_write_atomic(const char *path, const void *const *chunks, const size_t *sizes, int n, RtError *err);
+
+#endif
