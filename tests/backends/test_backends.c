@@ -8,10 +8,11 @@
  * the bound is 1e-5.
  *
  *   test_backends [--backends c,cuda-emu] [--batch N] [--entry NAME]
- *                 [--grad-only] [--reference FILE] FILE.irg...
+ *                 [--grad-only] [--reference FILE] [--skip-unavailable] FILE.irg...
  * --reference keeps the interpreter's outputs in FILE (safetensors): read
  * when it exists, else computed and written, since on a full-size model
- * the interpreter takes half an hour.                                   */
+ * the interpreter takes half an hour. --skip-unavailable exits 77 when a
+ * backend cannot be opened here (the cuda backend without a GPU).      */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,10 @@ typedef struct {
   const char *entry;  /* only this entry */
   bool grad_only;     /* only the loss entries, with their backward graphs */
   const char *reference;
+  bool skip_unavailable;  /* exit 77 when a backend cannot open here (no GPU) */
 } Config;
+
+enum { EXIT_SKIP = 77 };
 
 typedef struct {
   Arena arena;
@@ -239,8 +243,24 @@ static int check_file(const Config *c) {
   return failures;
 }
 
+/* Whether every backend asked for opens on this machine. */
+static bool backends_open(const char *list) {
+  char copy[256], *save = NULL;
+  snprintf(copy, sizeof copy, "%s", list);
+  for (char *b = strtok_r(copy, ",", &save); b; b = strtok_r(NULL, ",", &save)) {
+    RtError err;
+    Backend *be = backend_open(b, &err);
+    if (!be) {
+      printf("skipped: backend %s: %s\n", b, err.msg);
+      return false;
+    }
+    backend_close(be);
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
-  Config c = {NULL, "c,cuda-emu", 2, NULL, false, NULL};
+  Config c = {NULL, "c,cuda-emu", 2, NULL, false, NULL, false};
   setvbuf(stdout, NULL, _IOLBF, 0);
   int failures = 0, files = 0;
   for (int i = 1; i < argc; i++) {
@@ -249,7 +269,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--entry") && i + 1 < argc) c.entry = argv[++i];
     else if (!strcmp(argv[i], "--grad-only")) c.grad_only = true;
     else if (!strcmp(argv[i], "--reference") && i + 1 < argc) c.reference = argv[++i];
+    else if (!strcmp(argv[i], "--skip-unavailable")) c.skip_unavailable = true;
     else {
+      if (c.skip_unavailable && !files && !backends_open(c.backends)) return EXIT_SKIP;
       c.file = argv[i];
       failures += check_file(&c);
       files++;
