@@ -8,7 +8,7 @@
  * the bound is 1e-5.
  *
  *   test_backends [--backends c,cuda-emu] [--batch N] [--entry NAME]
- *                 [--grad-only] [--reference FILE] [--skip-unavailable] FILE.irg...
+ *                 [--grad-only] [--reference FILE] [--skip-unavailable] [--verbose] FILE.irg...
  * --reference keeps the interpreter's outputs in FILE (safetensors): read
  * when it exists, else computed and written, since on a full-size model
  * the interpreter takes half an hour. --skip-unavailable exits 77 when a
@@ -39,6 +39,7 @@ typedef struct {
   bool grad_only;     /* only the loss entries, with their backward graphs */
   const char *reference;
   bool skip_unavailable;  /* exit 77 when a backend cannot open here (no GPU) */
+  bool verbose;           /* every output's error, not only the worst */
 } Config;
 
 enum { EXIT_SKIP = 77 };
@@ -117,8 +118,8 @@ static double compare(const Tensor *ref, const Tensor *got, bool *shape_ok) {
   return scale > 0 ? worst / scale : worst;
 }
 
-static int check_backend(const char *backend, const XProgram *xp, const Graph *g, const TensorList *params,
-                         const TensorList *inputs, const TensorList *ref, const char *label) {
+static int check_backend(const Config *c, const char *backend, const XProgram *xp, const Graph *g,
+                         const TensorList *params, const TensorList *inputs, const TensorList *ref, const char *label) {
   RtError err;
   Backend *b = backend_open(backend, &err);
   TensorList out = {0};
@@ -137,6 +138,9 @@ static int check_backend(const char *backend, const XProgram *xp, const Graph *g
     bool shape_ok;
     double e = compare(ref->items[i], out.items[i], &shape_ok);
     if (e > worst) worst = e, where = ref->items[i]->name;
+    if (c->verbose)
+      printf("   %s [%s] %s: error %.3g, largest |value| %.3g\n", label, backend, ref->items[i]->name, e,
+             largest(ref->items[i]));
     if (!(e <= BOUND)) {
       printf("FAIL %s [%s]: output %s: error %.3g%s (largest |value| %.3g)\n", label, backend, ref->items[i]->name,
              e, shape_ok ? "" : " (shape differs)", largest(ref->items[i]));
@@ -211,7 +215,7 @@ static int check_entry(const Config *c, const char *entry, bool grad) {
   char list[256], *save = NULL;
   snprintf(list, sizeof list, "%s", c->backends);
   for (char *b = strtok_r(list, ",", &save); b; b = strtok_r(NULL, ",", &save))
-    failures += check_backend(b, &xp, g, &params, &inputs, &ref, label);
+    failures += check_backend(c, b, &xp, g, &params, &inputs, &ref, label);
 done:
   free(bytes);
   irx_free(&xp);
@@ -260,7 +264,7 @@ static bool backends_open(const char *list) {
 }
 
 int main(int argc, char **argv) {
-  Config c = {NULL, "c,cuda-emu", 2, NULL, false, NULL, false};
+  Config c = {NULL, "c,cuda-emu", 2, NULL, false, NULL, false, false};
   setvbuf(stdout, NULL, _IOLBF, 0);
   int failures = 0, files = 0;
   for (int i = 1; i < argc; i++) {
@@ -270,6 +274,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--grad-only")) c.grad_only = true;
     else if (!strcmp(argv[i], "--reference") && i + 1 < argc) c.reference = argv[++i];
     else if (!strcmp(argv[i], "--skip-unavailable")) c.skip_unavailable = true;
+    else if (!strcmp(argv[i], "--verbose")) c.verbose = true;
     else {
       if (c.skip_unavailable && !files && !backends_open(c.backends)) return EXIT_SKIP;
       c.file = argv[i];
