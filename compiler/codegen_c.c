@@ -23,12 +23,6 @@ void cg_c_prelude(StrBuf *out) {
   sb_puts(out, irepa_prelude_c_ops);
 }
 
-static const char *numel_expr(Arena *a, const Shape *s) {
-  Dim n;
-  shape_numel(s, &n);
-  return kg_dim(a, n);
-}
-
 static void open_args(KGen *g) {
   const Kernel *K = g->K;
   for (int i = 0; i < K->ninputs; i++)
@@ -51,7 +45,7 @@ static int open_loops(KGen *g, const Shape *s, const char *prefix, const char **
   if (parallel && loops > 0)
     kg_line(g, "#pragma omp parallel for%s schedule(static) if (%s > %d)",
             loops > 1 ? arena_printf(g->a, " collapse(%d)", loops > 2 ? loops - 1 : loops) : "",
-            numel_expr(g->a, s), PARALLEL_MIN);
+            kg_numel_expr(g->a, s), PARALLEL_MIN);
   for (int k = 0; k < s->rank; k++) {
     if (!s->d[k].sym && s->d[k].n == 1) continue;
     kg_line(g, "for (idx_t %s = 0; %s < %s; %s++)%s", names[k], names[k], kg_dim(g->a, s->d[k]), names[k],
@@ -84,18 +78,10 @@ static void pointwise(KGen *g) {
   close_loops(g, loops);
 }
 
-/* The kept axes of the reduction's source, as a shape of their own. */
-static Shape split_axes(const Shape *src, uint32_t axes, bool reduced) {
-  Shape s = {0};
-  for (int k = 0; k < src->rank; k++)
-    if (((axes >> k) & 1) == reduced) s.d[s.rank++] = src->d[k];
-  return s;
-}
-
 static void reduce(KGen *g) {
   const Node *root = g->K->nodes[g->K->nnodes - 1], *src = root->src[0];
   uint32_t axes = root->attr.axes;
-  Shape kept = split_axes(&src->shape, axes, false), red = split_axes(&src->shape, axes, true);
+  Shape kept = kg_reduce_axes(&src->shape, axes, false), red = kg_reduce_axes(&src->shape, axes, true);
   const char *kn[IR_MAX_RANK], *rn[IR_MAX_RANK];
   int loops = open_loops(g, &kept, "o", kn, true);
   g->indent += !loops;
@@ -119,7 +105,7 @@ static void reduce(KGen *g) {
   else kg_line(g, "acc += %s;", v);
   g->indent -= !rloops;
   close_loops(g, rloops);
-  if (root->op == OP_MEAN) kg_line(g, "acc /= (double)%s;", numel_expr(g->a, &red));
+  if (root->op == OP_MEAN) kg_line(g, "acc /= (double)%s;", kg_numel_expr(g->a, &red));
   kg_store(g, root, kg_flat(g, &root->shape, out), "acc");
   g->indent -= !loops;
   close_loops(g, loops);
@@ -167,7 +153,7 @@ static void gather(KGen *g) {
   const Node *n = g->K->nodes[0], *idx = n->src[1];
   bool scatter = n->op == OP_SCATTER_ADD;
   const Shape *table = scatter ? &n->shape : &n->src[0]->shape;
-  const char *rows = d(g, table->d[0]), *cols = d(g, table->d[1]), *count = numel_expr(g->a, &idx->shape);
+  const char *rows = d(g, table->d[0]), *cols = d(g, table->d[1]), *count = kg_numel_expr(g->a, &idx->shape);
   const char *a = kg_arg(g->a, g->K, n->src[0]), *ix = kg_arg(g->a, g->K, idx);
   if (scatter) {
     kg_line(g, "memset(out0, 0, sizeof(float) * (size_t)(%s * %s));", rows, cols);

@@ -23,25 +23,6 @@ void cg_cuda_prelude(StrBuf *out) {
   sb_puts(out, irepa_prelude_cuda_ops);
 }
 
-static const char *numel_expr(Arena *a, const Shape *s) {
-  Dim n;
-  shape_numel(s, &n);
-  return kg_dim(a, n);
-}
-
-static Dim numel(const Shape *s) {
-  Dim n;
-  shape_numel(s, &n);
-  return n;
-}
-
-static Shape split_axes(const Shape *src, uint32_t axes, bool reduced) {
-  Shape s = {0};
-  for (int k = 0; k < src->rank; k++)
-    if (((axes >> k) & 1) == reduced) s.d[s.rank++] = src->d[k];
-  return s;
-}
-
 static const Node *root_of(const Kernel *K) { return K->nodes[K->nnodes - 1]; }
 
 /* A reduction is one thread's loop per output, not a block per output,
@@ -51,14 +32,9 @@ static const Node *root_of(const Kernel *K) { return K->nodes[K->nnodes - 1]; }
 enum { SMALL_REDUCTION = 32, MANY_OUTPUTS = 4096 };
 
 static bool small_reduction(const Node *r) {
-  Shape red = {0}, kept = {0};
-  for (int k = 0; k < r->src[0]->shape.rank; k++) {
-    Shape *s = (r->attr.axes >> k) & 1 ? &red : &kept;
-    s->d[s->rank++] = r->src[0]->shape.d[k];
-  }
-  Dim n, m;
-  shape_numel(&red, &n);
-  shape_numel(&kept, &m);
+  Shape red = kg_reduce_axes(&r->src[0]->shape, r->attr.axes, true);
+  Shape kept = kg_reduce_axes(&r->src[0]->shape, r->attr.axes, false);
+  Dim n = kg_numel(&red), m = kg_numel(&kept);
   return (!n.sym && n.n <= SMALL_REDUCTION) || m.n >= MANY_OUTPUTS;
 }
 
@@ -68,7 +44,7 @@ static bool attention_rows_per_thread(const Node *n) {
 
 static Dim attention_rows(const Node *n, bool keys) {
   const Shape *s = &n->src[keys ? 1 : 0]->shape;
-  Dim r = numel(s);
+  Dim r = kg_numel(s);
   r.n /= s->d[s->rank - 1].n;
   return r;
 }
@@ -77,28 +53,28 @@ LaunchShape cg_cuda_launch(const Kernel *K) {
   const Node *r = root_of(K);
   switch (K->kind) {
   case K_REDUCE: {
-    Shape kept = split_axes(&r->src[0]->shape, r->attr.axes, false);
-    Shape red = split_axes(&r->src[0]->shape, r->attr.axes, true);
-    Dim n = numel(&red);
-    if (small_reduction(r)) return (LaunchShape){numel(&kept), BLOCK, BLOCK};
-    return (LaunchShape){numel(&kept), 1, n.sym || n.n > 128 ? BLOCK : 32};
+    Shape kept = kg_reduce_axes(&r->src[0]->shape, r->attr.axes, false);
+    Shape red = kg_reduce_axes(&r->src[0]->shape, r->attr.axes, true);
+    Dim n = kg_numel(&red);
+    if (small_reduction(r)) return (LaunchShape){kg_numel(&kept), BLOCK, BLOCK};
+    return (LaunchShape){kg_numel(&kept), 1, n.sym || n.n > 128 ? BLOCK : 32};
   }
   case K_ATTENTION:
     if (attention_rows_per_thread(r)) return (LaunchShape){attention_rows(r, false), ATTN_BLOCK, ATTN_BLOCK};
     {
       Shape batch = r->src[0]->shape;
       batch.rank -= 2;
-      return (LaunchShape){numel(&batch), 1, ATTN_BLOCK};
+      return (LaunchShape){kg_numel(&batch), 1, ATTN_BLOCK};
     }
   case K_GATHER: {
     const Node *idx = r->src[1];
     const Shape *table = r->op == OP_SCATTER_ADD ? &r->shape : &r->src[0]->shape;
-    Dim work = r->op == OP_SCATTER_ADD ? numel(table) : numel(&idx->shape);
+    Dim work = r->op == OP_SCATTER_ADD ? kg_numel(table) : kg_numel(&idx->shape);
     if (r->op == OP_GATHER) work.n *= table->d[1].n;
     return (LaunchShape){work, BLOCK, BLOCK};
   }
   case K_MATMUL: return (LaunchShape){{0, false}, 1, 1};
-  default: return (LaunchShape){numel(&r->shape), BLOCK, BLOCK};
+  default: return (LaunchShape){kg_numel(&r->shape), BLOCK, BLOCK};
   }
 }
 
@@ -140,7 +116,7 @@ static void close_block(KGen *g) {
 
 static void pointwise(KGen *g) {
   const Node *root = root_of(g->K);
-  grid_loop(g, "i", numel_expr(g->a, &root->shape));
+  grid_loop(g, "i", kg_numel_expr(g->a, &root->shape));
   kg_store(g, root, "i", kg_value(g, root, kg_at("i")));
   close_block(g);
 }
@@ -148,18 +124,18 @@ static void pointwise(KGen *g) {
 static void reduce(KGen *g) {
   const Node *root = root_of(g->K), *src = root->src[0];
   uint32_t axes = root->attr.axes;
-  Shape kept = split_axes(&src->shape, axes, false), red = split_axes(&src->shape, axes, true);
+  Shape kept = kg_reduce_axes(&src->shape, axes, false), red = kg_reduce_axes(&src->shape, axes, true);
   bool dbl = !strcmp(kg_compute_type(root->dtype), "double"), max = root->op == OP_RMAX;
   const char *ty = dbl ? "double" : "float";
   bool small = small_reduction(root);
-  if (small) grid_loop(g, "o", numel_expr(g->a, &kept));
+  if (small) grid_loop(g, "o", kg_numel_expr(g->a, &kept));
   else {
-    kg_line(g, "for (idx_t o = blockIdx.x; o < %s; o += gridDim.x) {", numel_expr(g->a, &kept));
+    kg_line(g, "for (idx_t o = blockIdx.x; o < %s; o += gridDim.x) {", kg_numel_expr(g->a, &kept));
     g->indent++;
   }
   KIndex ko = kg_split(g, &kept, kg_at("o"));
   kg_line(g, "%s acc = %s;", ty, max ? "-1.0 / 0.0" : "0");
-  kg_line(g, "for (idx_t r = %s; r < %s; r += %s) {", small ? "0" : "threadIdx.x", numel_expr(g->a, &red),
+  kg_line(g, "for (idx_t r = %s; r < %s; r += %s) {", small ? "0" : "threadIdx.x", kg_numel_expr(g->a, &red),
           small ? "1" : "blockDim.x");
   g->indent++;
   KIndex kr = kg_split(g, &red, kg_at("r")), at = {0};
@@ -172,7 +148,7 @@ static void reduce(KGen *g) {
   if (!small) kg_line(g, "acc = irepa_block_%s%s(acc);", max ? "max" : "sum", dbl ? "_d" : "");
   kg_line(g, "if (%s) {", small ? "1" : "threadIdx.x == 0");
   g->indent++;
-  if (root->op == OP_MEAN) kg_line(g, "acc /= (%s)%s;", ty, numel_expr(g->a, &red));
+  if (root->op == OP_MEAN) kg_line(g, "acc /= (%s)%s;", ty, kg_numel_expr(g->a, &red));
   kg_store(g, root, "o", "acc"); /* the root's flat index is the kept axes' */
   close_block(g);
   close_block(g);
@@ -191,7 +167,7 @@ static void conv(KGen *g) {
           d(g, y->d[2]), d(g, y->d[3]), n->attr.stride[0], n->attr.stride[1], n->attr.pad[0], n->attr.pad[1]);
   const char *fn = n->op == OP_CONV2D ? "irepa_conv2d_at" : n->op == OP_CONV2D_BWD_INPUT ? "irepa_conv2d_bwd_input_at"
                                                                                          : "irepa_conv2d_bwd_weight_at";
-  grid_loop(g, "i", numel_expr(g->a, &n->shape));
+  grid_loop(g, "i", kg_numel_expr(g->a, &n->shape));
   kg_line(g, "out0[i] = %s(%s, %s, d, i);", fn, kg_arg(g->a, g->K, n->src[0]), kg_arg(g->a, g->K, n->src[1]));
   close_block(g);
 }
@@ -200,7 +176,7 @@ static void gather(KGen *g) {
   const Node *n = root_of(g->K), *idx = n->src[1];
   bool scatter = n->op == OP_SCATTER_ADD;
   const Shape *table = scatter ? &n->shape : &n->src[0]->shape;
-  const char *rows = d(g, table->d[0]), *cols = d(g, table->d[1]), *count = numel_expr(g->a, &idx->shape);
+  const char *rows = d(g, table->d[0]), *cols = d(g, table->d[1]), *count = kg_numel_expr(g->a, &idx->shape);
   const char *a = kg_arg(g->a, g->K, n->src[0]), *ix = kg_arg(g->a, g->K, idx);
   if (scatter) { /* as a gather over the table's rows: no atomics, a fixed order */
     grid_loop(g, "t", arena_printf(g->a, "%s * %s", rows, cols));
@@ -227,7 +203,7 @@ static void attention_dims(KGen *g, const Node *n) {
   int r = q->rank;
   Shape batch = *q;
   batch.rank -= 2;
-  kg_line(g, "const irepa_attn_dims d = {%s, %s, %s, %s, %s, %.9gf};", numel_expr(g->a, &batch), d(g, q->d[r - 2]),
+  kg_line(g, "const irepa_attn_dims d = {%s, %s, %s, %s, %s, %.9gf};", kg_numel_expr(g->a, &batch), d(g, q->d[r - 2]),
           d(g, k->d[r - 2]), d(g, q->d[r - 1]), d(g, v->d[r - 1]), n->attr.value);
 }
 

@@ -211,11 +211,9 @@ static int dump_back_stage(const Options *o, Arena *arena, DiagList *diags, IrPr
 }
 
 static uint64_t sources_hash(const SourceSet *sources) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (int i = 0; i < sources->n; i++) {
-    const SourceFile *f = sources->files[i];
-    for (size_t k = 0; f->text && k < f->len; k++) h = (h ^ (unsigned char)f->text[k]) * 0x100000001b3ull;
-  }
+  uint64_t h = FNV1A64_INIT;
+  for (int i = 0; i < sources->n; i++)
+    if (sources->files[i]->text) h = fnv1a64_update(h, sources->files[i]->text, sources->files[i]->len);
   return h;
 }
 

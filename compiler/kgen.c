@@ -32,6 +32,21 @@ const char *kg_dim(Arena *a, Dim d) {
   return arena_printf(a, "(%lld*B)", (long long)d.n);
 }
 
+Dim kg_numel(const Shape *s) {
+  Dim n;
+  shape_numel(s, &n); /* the builders guarantee it fits */
+  return n;
+}
+
+const char *kg_numel_expr(Arena *a, const Shape *s) { return kg_dim(a, kg_numel(s)); }
+
+Shape kg_reduce_axes(const Shape *src, uint32_t axes, bool reduced) {
+  Shape s = {0};
+  for (int k = 0; k < src->rank; k++)
+    if (((axes >> k) & 1) == reduced) s.d[s.rank++] = src->d[k];
+  return s;
+}
+
 const char *kg_arg(Arena *a, const Kernel *K, const Node *x) {
   for (int i = 0; i < K->ninputs; i++)
     if (K->inputs[i] == x) return arena_printf(a, "in%d", i);

@@ -33,6 +33,12 @@ const char *kg_compute_type(DType t);
 const char *kg_storage_type(DType t);
 /* "64" or "(64*B)". */
 const char *kg_dim(Arena *a, Dim d);
+/* A shape's element count, as a Dim and as C text. */
+Dim kg_numel(const Shape *s);
+const char *kg_numel_expr(Arena *a, const Shape *s);
+/* The axes of src that a reduction over `axes` keeps (reduced = false) or
+ * reduces (true), as a shape of their own. */
+Shape kg_reduce_axes(const Shape *src, uint32_t axes, bool reduced);
 /* Name of argument i of K: inputs first ("in0".."inN"), then outputs. */
 const char *kg_arg(Arena *a, const Kernel *K, const Node *x);
 

@@ -158,3 +158,9 @@ bool mul_overflows(int64_t a, int64_t b, int64_t *out) {
 bool add_overflows(int64_t a, int64_t b, int64_t *out) {
   return __builtin_add_overflow(a, b, out);
 }
+
+uint64_t fnv1a64_update(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}

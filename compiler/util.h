@@ -52,6 +52,11 @@ void sb_vprintf(StrBuf *sb, const char *fmt, va_list ap);
 const char *cli_option_value(const char *name, int argc, char **argv, int *i);
 const char *cli_include_dir(int argc, char **argv, int *i);
 
+/* FNV-1a, 64 bits: FNV1A64_INIT, then fed any number of byte runs (content
+ * hashes of sources, programs and caches). */
+#define FNV1A64_INIT 0xcbf29ce484222325ull
+uint64_t fnv1a64_update(uint64_t h, const void *data, size_t n);
+
 /* Checked int64 arithmetic: false on overflow. */
 bool mul_overflows(int64_t a, int64_t b, int64_t *out);
 bool add_overflows(int64_t a, int64_t b, int64_t *out);

@@ -12,10 +12,8 @@
 #include "fileio.h"
 #include "jit.h"
 
-static uint64_t hash_text(uint64_t h, const char *s) {
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return (h ^ 0xff) * 0x100000001b3ull; /* a separator, so "ab"+"c" != "a"+"bc" */
-}
+/* The text and its NUL, a separator: "ab"+"c" must not hash as "a"+"bc". */
+static uint64_t hash_text(uint64_t h, const char *s) { return fnv1a64_update(h, s, strlen(s) + 1); }
 
 static bool read_cached(const char *path, void **data, size_t *size) {
   FILE *f = fopen(path, "rb");
@@ -54,7 +52,7 @@ bool rtc_compile_cached(const char *source, const char *name, const char *arch, 
   rtc_version(&major, &minor);
   char version[32], dir[1024], path[1200];
   snprintf(version, sizeof version, "nvrtc %d.%d", major, minor);
-  uint64_t h = hash_text(hash_text(hash_text(0xcbf29ce484222325ull, version), arch), source);
+  uint64_t h = hash_text(hash_text(hash_text(FNV1A64_INIT, version), arch), source);
   const char *cache = jit_cache_dir(dir, sizeof dir);
   if (cache) {
     snprintf(path, sizeof path, "%s/%016llx-%s.cubin", cache, (unsigned long long)h, arch);

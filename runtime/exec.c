@@ -29,13 +29,6 @@ static const char *type_str(DType t, const Shape *s, char *buf, size_t size) {
   return buf;
 }
 
-/* The interpreter's rule: floats stand for floats, integers for integers. */
-static bool compatible(DType want, DType have) {
-  if (dtype_is_float(want)) return dtype_is_float(have);
-  if (want == DT_BOOL) return have == DT_BOOL;
-  return have == DT_I32 || have == DT_I64 || have == DT_U8;
-}
-
 /* Checks t against the declared type (binding the batch size on first
  * sight), as interp.c does, with the same messages. */
 static bool check_leaf(Run *r, const char *what, const char *name, DType dt, const Shape *s, const Tensor *t,
@@ -43,7 +36,7 @@ static bool check_leaf(Run *r, const char *what, const char *name, DType dt, con
   char want[256], have[256];
   type_str(dt, s, want, sizeof want);
   tensor_type_str(t, have, sizeof have);
-  if (!compatible(dt, t->dtype) || t->rank != s->rank)
+  if (!tensor_dtype_compatible(dt, t->dtype) || t->rank != s->rank)
     return rt_fail(r->err, "%s '%s': expected %s, found %s", what, name, want, have);
   for (int k = 0; k < t->rank; k++) {
     Dim d = s->d[k];

@@ -371,12 +371,6 @@ static void eval_random(Interp *I, const Node *n, double *r, const CShape *out) 
 
 /* ---- leaves: inputs and parameters ------------------------------------ */
 
-static bool dtype_compatible(DType want, DType have) {
-  if (dtype_is_float(want)) return dtype_is_float(have);
-  if (want == DT_BOOL) return have == DT_BOOL;
-  return have == DT_I32 || have == DT_I64 || have == DT_U8;
-}
-
 static const char *expected_str(const Interp *I, const Node *n, char *buf, size_t size) {
   Arena a;
   arena_init(&a);
@@ -390,7 +384,7 @@ static bool check_leaf(Interp *I, const Node *n, const Tensor *t, const char *wh
   char want[256], have[256];
   expected_str(I, n, want, sizeof want);
   tensor_type_str(t, have, sizeof have);
-  if (!dtype_compatible(n->dtype, t->dtype) || t->rank != n->shape.rank)
+  if (!tensor_dtype_compatible(n->dtype, t->dtype) || t->rank != n->shape.rank)
     return rt_fail(I->err, "%s '%s': expected %s, found %s", what, n->name, want, have);
   for (int k = 0; k < t->rank; k++) {
     Dim d = n->shape.d[k];

@@ -22,11 +22,7 @@ static const char *const init_names[] = {"zeros", "ones", "constant", "normal", 
 static const char *const kind_names[] = {"pointwise", "reduce", "matmul", "conv", "gather", "attention"};
 static const char *const ref_names[] = {"input", "param", "buffer"};
 
-static uint64_t fnv1a(const unsigned char *p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
+static uint64_t fnv1a(const unsigned char *p, size_t n) { return fnv1a64_update(FNV1A64_INIT, p, n); }
 
 static void put_u32(unsigned char *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));

@@ -3,7 +3,10 @@
  * docs/rng.md, tools/gen_init_golden.py and this file in step. */
 #include "rng.h"
 
+#include "util.h"
+
 #include <math.h>
+#include <string.h>
 
 /* Random123's philox4x32 constants: round multipliers and the Weyl
  * sequence (golden ratio, sqrt(3)-1) that bumps the key between rounds. */
@@ -104,11 +107,4 @@ void rng_fill_normal_f64(double *out, size_t n, uint64_t seed, uint64_t stream, 
   for (size_t k = 0; k < n; k++) out[k] = rng_normal_f64(seed, stream, first + k);
 }
 
-uint64_t rng_fnv1a64(const char *s) {
-  uint64_t h = 0xCBF29CE484222325u;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    h ^= *p;
-    h *= 0x100000001B3u;
-  }
-  return h;
-}
+uint64_t rng_fnv1a64(const char *s) { return fnv1a64_update(FNV1A64_INIT, s, strlen(s)); }

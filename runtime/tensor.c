@@ -186,3 +186,9 @@ void tensorlist_free(TensorList *l) {
   l->items = NULL;
   l->n = l->cap = 0;
 }
+
+bool tensor_dtype_compatible(DType want, DType have) {
+  if (dtype_is_float(want)) return dtype_is_float(have);
+  if (want == DT_BOOL) return have == DT_BOOL;
+  return have == DT_I32 || have == DT_I64 || have == DT_U8;
+}

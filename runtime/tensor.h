@@ -34,6 +34,9 @@ int64_t tensor_numel(const Tensor *t);
 /* Element i converted to / from double, whatever the dtype. */
 double tensor_get(const Tensor *t, int64_t i);
 void tensor_set(Tensor *t, int64_t i, double v);
+/* Whether data of dtype `have` may stand for a declared `want`, converted:
+ * floats for floats, bools for bools, integers for integers. */
+bool tensor_dtype_compatible(DType want, DType have);
 /* "f32[2,3]" into buf. */
 const char *tensor_type_str(const Tensor *t, char *buf, size_t size);
 
