@@ -1,76 +1,21 @@
 /* c_ops.h: the compute ops of the C backend that are not GEMMs (those go
- * to BLAS through the runtime): convolutions and attention, in float with
- * double accumulators, parallel over independent outputs with OpenMP.
+ * to BLAS through the runtime): convolutions (float, on common.h's
+ * per-element gathers) and attention (double accumulators), parallel over
+ * independent outputs with OpenMP.
  * Layouts: x[N,C,H,W], w[O,C,KH,KW], y[N,O,HO,WO]; attention operands are
  * [BH,T,D] (q), [BH,S,D] (k), [BH,S,Dv] (v), batch and heads flattened. */
-static void irepa_conv2d(const float *x, const float *w, float *y, irepa_conv_dims d) {
-#pragma omp parallel for collapse(2) schedule(static)
-  for (idx_t n = 0; n < d.N; n++)
-    for (idx_t o = 0; o < d.O; o++)
-      for (idx_t ho = 0; ho < d.HO; ho++)
-        for (idx_t wo = 0; wo < d.WO; wo++) {
-          double acc = 0;
-          for (idx_t c = 0; c < d.C; c++)
-            for (idx_t i = 0; i < d.KH; i++) {
-              idx_t h = ho * d.sh - d.ph + i;
-              if (h < 0 || h >= d.H) continue;
-              for (idx_t j = 0; j < d.KW; j++) {
-                idx_t v = wo * d.sw - d.pw + j;
-                if (v < 0 || v >= d.W) continue;
-                acc += (double)x[((n * d.C + c) * d.H + h) * d.W + v] *
-                       w[((o * d.C + c) * d.KH + i) * d.KW + j];
-              }
-            }
-          y[((n * d.O + o) * d.HO + ho) * d.WO + wo] = (float)acc;
-        }
-}
+/* The convolutions: one parallel loop over the outputs of common.h's
+ * per-element gathers. */
+#define IREPA_CONV_LOOP(name, elem, count)                                   \
+  static void name(const float *a, const float *b, float *out, irepa_conv_dims d) { \
+    const idx_t n = (count);                                                 \
+    _Pragma("omp parallel for schedule(static)")                             \
+    for (idx_t i = 0; i < n; i++) out[i] = elem(a, b, d, i);                 \
+  }
 
-/* dx[n,c,h,v] = sum of g[n,o,ho,wo] w[o,c,i,j] over h = ho*sh - ph + i,
- * v = wo*sw - pw + j: each output element gathers, so no two threads
- * write the same place. */
-static void irepa_conv2d_bwd_input(const float *g, const float *w, float *dx, irepa_conv_dims d) {
-#pragma omp parallel for collapse(2) schedule(static)
-  for (idx_t n = 0; n < d.N; n++)
-    for (idx_t c = 0; c < d.C; c++)
-      for (idx_t h = 0; h < d.H; h++)
-        for (idx_t v = 0; v < d.W; v++) {
-          double acc = 0;
-          for (idx_t i = 0; i < d.KH; i++) {
-            idx_t th = h + d.ph - i;
-            if (th < 0 || th % d.sh || th / d.sh >= d.HO) continue;
-            for (idx_t j = 0; j < d.KW; j++) {
-              idx_t tw = v + d.pw - j;
-              if (tw < 0 || tw % d.sw || tw / d.sw >= d.WO) continue;
-              for (idx_t o = 0; o < d.O; o++)
-                acc += (double)g[((n * d.O + o) * d.HO + th / d.sh) * d.WO + tw / d.sw] *
-                       w[((o * d.C + c) * d.KH + i) * d.KW + j];
-            }
-          }
-          dx[((n * d.C + c) * d.H + h) * d.W + v] = (float)acc;
-        }
-}
-
-static void irepa_conv2d_bwd_weight(const float *x, const float *g, float *dw, irepa_conv_dims d) {
-#pragma omp parallel for collapse(2) schedule(static)
-  for (idx_t o = 0; o < d.O; o++)
-    for (idx_t c = 0; c < d.C; c++)
-      for (idx_t i = 0; i < d.KH; i++)
-        for (idx_t j = 0; j < d.KW; j++) {
-          double acc = 0;
-          for (idx_t n = 0; n < d.N; n++)
-            for (idx_t ho = 0; ho < d.HO; ho++) {
-              idx_t h = ho * d.sh - d.ph + i;
-              if (h < 0 || h >= d.H) continue;
-              for (idx_t wo = 0; wo < d.WO; wo++) {
-                idx_t v = wo * d.sw - d.pw + j;
-                if (v < 0 || v >= d.W) continue;
-                acc += (double)g[((n * d.O + o) * d.HO + ho) * d.WO + wo] *
-                       x[((n * d.C + c) * d.H + h) * d.W + v];
-              }
-            }
-          dw[((o * d.C + c) * d.KH + i) * d.KW + j] = (float)acc;
-        }
-}
+IREPA_CONV_LOOP(irepa_conv2d, irepa_conv2d_at, d.N * d.O * d.HO * d.WO)
+IREPA_CONV_LOOP(irepa_conv2d_bwd_input, irepa_conv2d_bwd_input_at, d.N * d.C * d.H * d.W)
+IREPA_CONV_LOOP(irepa_conv2d_bwd_weight, irepa_conv2d_bwd_weight_at, d.O * d.C * d.KH * d.KW)
 
 typedef struct {
   idx_t BH, T, S, D, Dv;
