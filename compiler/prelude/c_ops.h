@@ -60,56 +60,52 @@ static int irepa_attention(const float *q, const float *k, const float *v, float
 
 /* Gradient of attention w.r.t. q (which 0), k (1) or v (2), given g = dL/do:
  *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)),  dq = dS k s,  dk = dS^T q s.
- * One (batch, head) per thread, with its P and dS in scratch: the C
- * backend trades T*S memory per thread for simplicity. */
+ * One (batch, head) per thread, with its P, dS and a double accumulator in
+ * scratch (the C backend trades T*S memory per thread for simplicity).
+ * Every inner loop runs along a contiguous row, so it vectorises. */
 static int irepa_attention_bwd(const float *q, const float *k, const float *v, const float *g, float *r,
                                irepa_attn_dims d, int which) {
   int failed = 0;
+  idx_t rows = which == 0 ? d.T : d.S, width = which == 2 ? d.Dv : d.D;
 #pragma omp parallel for schedule(static) reduction(| : failed)
   for (idx_t b = 0; b < d.BH; b++) {
-    double *P = (double *)malloc(sizeof(double) * (size_t)(2 * d.T * d.S));
+    double *P = (double *)malloc(sizeof(double) * (size_t)(2 * d.T * d.S + rows * width));
     if (!P) {
       failed = 1;
       continue;
     }
-    double *dS = P + d.T * d.S;
+    double *dS = P + d.T * d.S, *acc = dS + d.T * d.S;
     const float *qb = q + b * d.T * d.D, *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
     const float *gb = g + b * d.T * d.Dv;
+    for (idx_t i = 0; i < rows * width; i++) acc[i] = 0;
     for (idx_t t = 0; t < d.T; t++) irepa_attn_row(qb + t * d.D, kb, d, P + t * d.S);
     if (which == 2) {
-      for (idx_t j = 0; j < d.S; j++)
-        for (idx_t e = 0; e < d.Dv; e++) {
-          double acc = 0;
-          for (idx_t t = 0; t < d.T; t++) acc += P[t * d.S + j] * gb[t * d.Dv + e];
-          r[(b * d.S + j) * d.Dv + e] = (float)acc;
-        }
-      free(P);
-      continue;
-    }
-    for (idx_t t = 0; t < d.T; t++) {
-      double dot = 0;
-      for (idx_t j = 0; j < d.S; j++) {
-        double dp = 0;
-        for (idx_t e = 0; e < d.Dv; e++) dp += (double)gb[t * d.Dv + e] * vb[j * d.Dv + e];
-        dS[t * d.S + j] = dp;
-        dot += dp * P[t * d.S + j];
-      }
-      for (idx_t j = 0; j < d.S; j++) dS[t * d.S + j] = P[t * d.S + j] * (dS[t * d.S + j] - dot) * d.scale;
-    }
-    if (which == 0)
       for (idx_t t = 0; t < d.T; t++)
-        for (idx_t e = 0; e < d.D; e++) {
-          double acc = 0;
-          for (idx_t j = 0; j < d.S; j++) acc += dS[t * d.S + j] * kb[j * d.D + e];
-          r[(b * d.T + t) * d.D + e] = (float)acc;
+        for (idx_t j = 0; j < d.S; j++) {
+          const double p = P[t * d.S + j];
+          for (idx_t e = 0; e < d.Dv; e++) acc[j * d.Dv + e] += p * gb[t * d.Dv + e];
         }
-    else
-      for (idx_t j = 0; j < d.S; j++)
-        for (idx_t e = 0; e < d.D; e++) {
-          double acc = 0;
-          for (idx_t t = 0; t < d.T; t++) acc += dS[t * d.S + j] * qb[t * d.D + e];
-          r[(b * d.S + j) * d.D + e] = (float)acc;
+    } else {
+      for (idx_t t = 0; t < d.T; t++) {
+        double dot = 0;
+        for (idx_t j = 0; j < d.S; j++) {
+          double dp = 0;
+          for (idx_t e = 0; e < d.Dv; e++) dp += (double)gb[t * d.Dv + e] * vb[j * d.Dv + e];
+          dS[t * d.S + j] = dp;
+          dot += dp * P[t * d.S + j];
         }
+        for (idx_t j = 0; j < d.S; j++) dS[t * d.S + j] = P[t * d.S + j] * (dS[t * d.S + j] - dot) * d.scale;
+      }
+      for (idx_t t = 0; t < d.T; t++)
+        for (idx_t j = 0; j < d.S; j++) {
+          const double ds = dS[t * d.S + j];
+          if (which == 0)
+            for (idx_t e = 0; e < d.D; e++) acc[t * d.D + e] += ds * kb[j * d.D + e];
+          else
+            for (idx_t e = 0; e < d.D; e++) acc[j * d.D + e] += ds * qb[t * d.D + e];
+        }
+    }
+    for (idx_t i = 0; i < rows * width; i++) r[b * rows * width + i] = (float)acc[i];
     free(P);
   }
   return failed;
