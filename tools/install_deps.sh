@@ -10,6 +10,8 @@ packages=(
   libcmocka-dev                      # unit tests
   libjansson-dev                     # safetensors JSON headers, .irx program headers
   libopenblas-dev                    # GEMMs of the CPU backends (cblas)
+  zlib1g-dev                         # gzip'ed IDX files (Fashion-MNIST)
+  dataset-fashion-mnist              # the default training data
   clang libclang-rt-dev              # libFuzzer and the sanitizer runtimes
 )
 
