@@ -20,25 +20,8 @@
 
 #include "safetensors.h"
 
-static char tmpdir[] = "/tmp/irepa-st-XXXXXX";
-
-static int make_dir(void **state) {
-  (void)state;
-  return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_dir(void **state) {
-  (void)state;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp_path(const char *name) {
-  static char buf[256];
-  snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-  return buf;
-}
+#define TMPDIR_TEMPLATE "/tmp/irepa-st-XXXXXX"
+#include "tmpdir.h"
 
 static const char *fixture_path(const char *name) {
   static char buf[4096];
