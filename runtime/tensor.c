@@ -192,3 +192,14 @@ bool tensor_dtype_compatible(DType want, DType have) {
   if (want == DT_BOOL) return have == DT_BOOL;
   return have == DT_I32 || have == DT_I64 || have == DT_U8;
 }
+
+double tensor_rel_error(const Tensor *ref, const Tensor *got) {
+  if (tensor_numel(ref) != tensor_numel(got)) return INFINITY;
+  double worst = 0, scale = 0;
+  for (int64_t i = 0; i < tensor_numel(ref); i++) {
+    double r = tensor_get(ref, i), x = tensor_get(got, i);
+    scale = fmax(scale, fabs(r));
+    worst = fmax(worst, isnan(x) != isnan(r) ? INFINITY : fabs(x - r));
+  }
+  return scale > 0 ? worst / scale : worst;
+}

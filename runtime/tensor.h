@@ -37,6 +37,10 @@ void tensor_set(Tensor *t, int64_t i, double v);
 /* Whether data of dtype `have` may stand for a declared `want`, converted:
  * floats for floats, bools for bools, integers for integers. */
 bool tensor_dtype_compatible(DType want, DType have);
+/* How far got is from ref: max |got - ref| / max |ref| (absolute when ref
+ * is all zeros); infinite when the element counts differ or one side has a
+ * NaN where the other has not. The numeric tests' one metric. */
+double tensor_rel_error(const Tensor *ref, const Tensor *got);
 /* "f32[2,3]" into buf. */
 const char *tensor_type_str(const Tensor *t, char *buf, size_t size);
 

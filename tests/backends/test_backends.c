@@ -108,14 +108,7 @@ static double largest(const Tensor *t) {
 
 static double compare(const Tensor *ref, const Tensor *got, bool *shape_ok) {
   *shape_ok = ref->rank == got->rank && tensor_numel(ref) == tensor_numel(got);
-  if (!*shape_ok) return INFINITY;
-  double worst = 0, scale = 0;
-  for (int64_t i = 0; i < tensor_numel(ref); i++) {
-    double r = tensor_get(ref, i), x = tensor_get(got, i);
-    scale = fmax(scale, fabs(r));
-    worst = fmax(worst, isnan(x) != isnan(r) ? INFINITY : fabs(x - r));
-  }
-  return scale > 0 ? worst / scale : worst;
+  return *shape_ok ? tensor_rel_error(ref, got) : INFINITY;
 }
 
 static int check_backend(const Config *c, const char *backend, const XProgram *xp, const Graph *g,

@@ -10,16 +10,6 @@
 
 #include "safetensors.h"
 
-static double error_of(const Tensor *a, const Tensor *b) {
-  double worst = 0, scale = 0;
-  for (int64_t i = 0; i < tensor_numel(a); i++) {
-    double x = tensor_get(a, i), y = tensor_get(b, i);
-    scale = fmax(scale, fabs(x));
-    worst = fmax(worst, isnan(x) != isnan(y) ? INFINITY : fabs(x - y));
-  }
-  return scale > 0 ? worst / scale : worst;
-}
-
 int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr, "usage: cmp_outputs EXPECTED GOT TOLERANCE\n");
@@ -38,7 +28,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < a->n; i++) {
     const Tensor *x = a->items[i], *y = tensorlist_find(b, x->name);
     bool same = y && x->rank == y->rank && !memcmp(x->shape, y->shape, sizeof(int64_t) * (size_t)x->rank);
-    double e = same ? error_of(x, y) : INFINITY;
+    double e = same ? tensor_rel_error(x, y) : INFINITY;
     if (!(e <= tol)) {
       printf("%s: %s (error %.3g)\n", x->name, !y ? "missing" : same ? "differs" : "shape differs", e);
       bad++;
