@@ -325,7 +325,7 @@ Node *ir_reduce(IrBuilder *b, OpKind op, Node *a, uint32_t axes, bool keepdims,
 }
 
 Node *ir_reshape(IrBuilder *b, Node *a, Shape s, SrcLoc loc) {
-  Dim na, ns;
+  Dim na = {0, false}, ns = {0, false};
   if (!shape_numel(&s, &ns))
     return fail(b, loc, "reshape: target shape overflows or uses the batch symbol twice");
   shape_numel(&a->shape, &na);
@@ -582,13 +582,65 @@ bool ir_add_output(Arena *a, Graph *g, Node *n, const char *name) {
   size_t n0 = (size_t)g->noutputs;
   Node **outs = arena_grow(a, g->outputs, n0, n0 + 1, sizeof *outs);
   const char **names = arena_grow(a, g->output_names, n0, n0 + 1, sizeof *names);
-  if (!outs || !names) return false;
+  Node **updates = arena_grow(a, g->updates, n0, n0 + 1, sizeof *updates);
+  if (!outs || !names || !updates) return false;
   outs[n0] = n;
   names[n0] = name;
+  updates[n0] = NULL;
   g->outputs = outs;
   g->output_names = names;
+  g->updates = updates;
   g->noutputs++;
   return true;
+}
+
+bool ir_add_update(Arena *a, DiagList *d, Graph *g, Node *n, Node *target) {
+  if (target->op != OP_INPUT && target->op != OP_PARAM) {
+    diag_error(d, n->loc, "internal: an update must replace an input or a parameter, not %s", op_name(target->op));
+    return false;
+  }
+  if (n->dtype != target->dtype || !shape_eq(&n->shape, &target->shape)) {
+    diag_error(d, n->loc, "internal: the update of '%s' has type %s, not %s", target->name,
+               ir_type_str(a, n->dtype, &n->shape, g->sym_name),
+               ir_type_str(a, target->dtype, &target->shape, g->sym_name));
+    return false;
+  }
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->updates[i] == target) {
+      diag_error(d, n->loc, "internal: '%s' is updated twice", target->name);
+      return false;
+    }
+  if (!ir_add_output(a, g, n, target->name)) return false;
+  g->updates[g->noutputs - 1] = target;
+  return true;
+}
+
+Graph *ir_clone_graph(Arena *a, const Graph *g, const char *name) {
+  Graph *c = ir_new_graph(a, name, g->loc);
+  Node **map = arena_alloc(a, sizeof(Node *) * ((size_t)g->n + 1));
+  if (!c || !map) return NULL;
+  c->sym_name = g->sym_name;
+  c->nodes = arena_alloc(a, sizeof(Node *) * ((size_t)g->n + 1));
+  c->inputs = arena_alloc(a, sizeof(Node *) * ((size_t)g->ninputs + 1));
+  if (!c->nodes || !c->inputs) return NULL;
+  c->n = c->cap = g->n;
+  for (int i = 0; i < g->n; i++) {
+    const Node *x = g->nodes[i];
+    Node *y = arena_alloc(a, sizeof *y);
+    if (!y) return NULL;
+    *y = *x;
+    y->src = x->nsrc ? arena_alloc(a, sizeof(Node *) * (size_t)x->nsrc) : NULL;
+    if (x->nsrc && !y->src) return NULL;
+    for (int k = 0; k < x->nsrc; k++) y->src[k] = map[x->src[k]->id];
+    map[i] = c->nodes[i] = y;
+  }
+  c->ninputs = g->ninputs;
+  for (int i = 0; i < g->ninputs; i++) c->inputs[i] = map[g->inputs[i]->id];
+  for (int i = 0; i < g->noutputs; i++) {
+    if (!ir_add_output(a, c, map[g->outputs[i]->id], g->output_names[i])) return NULL;
+    c->updates[i] = g->updates && g->updates[i] ? map[g->updates[i]->id] : NULL;
+  }
+  return c;
 }
 
 bool ir_prune(Arena *a, Graph *g) {

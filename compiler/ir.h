@@ -77,6 +77,8 @@ typedef struct {
   int ninputs;
   Node **outputs;
   const char **output_names;  /* NULL entries: unnamed (printed as out.N) */
+  Node **updates;   /* per output: the INPUT or PARAM it replaces after the
+                       run (written in place, plan.c), or NULL */
   int noutputs;
   const char *sym_name;  /* the batch symbol's name, or NULL if unused */
 } Graph;
@@ -176,6 +178,13 @@ Node *ir_attention_bwd(IrBuilder *b, Node *q, Node *k, Node *v, Node *g, int whi
 
 /* Appends an output (name may be NULL). */
 bool ir_add_output(Arena *a, Graph *g, Node *n, const char *name);
+/* Appends an output that replaces the leaf `target` (an INPUT or PARAM of
+ * g, of n's type, replaced at most once): the state a training step
+ * carries from one run to the next. Named after the target. */
+bool ir_add_update(Arena *a, DiagList *d, Graph *g, Node *n, Node *target);
+/* A deep copy of g under another name: passes that extend an entry (the
+ * training step) leave the original intact. */
+Graph *ir_clone_graph(Arena *a, const Graph *g, const char *name);
 /* Keeps only nodes that reach an output (and all inputs), renumbered. */
 bool ir_prune(Arena *a, Graph *g);
 /* Structural invariants; false with a diagnostic naming the node. */

@@ -100,7 +100,8 @@ void ir_print_graph(FILE *out, const Graph *g, bool with_locs, const SourceSet *
   fputs("  return", out);
   for (int i = 0; i < g->noutputs; i++) {
     fprintf(out, "%s%%%d", i ? ", " : " ", g->outputs[i]->id);
-    if (g->output_names && g->output_names[i]) fprintf(out, " (%s)", g->output_names[i]);
+    if (g->updates && g->updates[i]) fprintf(out, " (-> %%%d)", g->updates[i]->id);
+    else if (g->output_names && g->output_names[i]) fprintf(out, " (%s)", g->output_names[i]);
   }
   fputc('\n', out);
 }

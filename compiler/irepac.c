@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "autodiff.h"
+#include "optim.h"
 #include "elab.h"
 #include "cuda_api.h"
 #include "irx.h"
@@ -41,6 +42,9 @@ static const char usage[] =
     "  --loc           show source locations in dumps\n"
     "  --grad          with dump --stage=fused|plan|c|cuda and compile: add each entry's\n"
     "                  backward graph (its first output must be the loss)\n"
+    "  --train ENTRY   with compile and dump --stage=ir|fused|plan|c|cuda: add the entry\n"
+    "                  train_step, one training step on the loss ENTRY (its first\n"
+    "                  output): gradients, clipping, AdamW and EMA, state in place\n"
     "  -o FILE         compile: the .irx to write (replaced atomically)\n"
     "  --backend B     compile: kernels for c, cuda or all (default all)\n"
     "  --arch LIST     compile: also compile the CUDA kernels to CUBIN with NVRTC for\n"
@@ -55,6 +59,7 @@ typedef struct {
   const char *entry;
   bool with_locs;
   bool grad;
+  const char *train;
   const char *output;
   const char *backend;
   const char *arch;
@@ -101,6 +106,9 @@ static int parse_args(int argc, char **argv, Options *o) {
     } else if ((v = cli_option_value("--arch", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a list such as sm_80,sm_90", "--arch");
       o->arch = v;
+    } else if ((v = cli_option_value("--train", argc, argv, &i))) {
+      if (!*v) return usage_error("%s needs the loss entry's name", "--train");
+      o->train = v;
     } else if ((v = cli_option_value("--entry", argc, argv, &i))) {
       if (!*v) return usage_error("%s needs a value", "--entry");
       o->entry = v;
@@ -135,6 +143,9 @@ static int parse_args(int argc, char **argv, Options *o) {
   if (o->entry && !strcmp(o->command, "params"))
     return usage_error("%s", "params lists the whole model's parameters; --entry does not apply");
   if (o->grad && !compile && !o->stage) return usage_error("%s", "--grad goes with dump or compile");
+  if (o->train && o->grad) return usage_error("%s", "--train already differentiates its entry; drop --grad");
+  if (o->train && !compile && !(o->stage && (is_back_stage(o->stage) || !strcmp(o->stage, "ir"))))
+    return usage_error("%s", "--train goes with compile and dump --stage=ir|fused|plan|c|cuda");
   if (!strcmp(o->command, "dump")) {
     if (!o->stage) return usage_error("%s", "dump needs --stage=ast|ir|grad");
     if (!is_back_stage(o->stage) && strcmp(o->stage, "ast") && strcmp(o->stage, "ir") && strcmp(o->stage, "grad"))
@@ -295,6 +306,7 @@ static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
     return EXIT_PROGRAM_ERROR;
   }
   bool dump = !strcmp(o->command, "dump");
+  if (o->train && !optim_add_train_step(arena, diags, &ir, o->train)) return EXIT_PROGRAM_ERROR;
   if (dump && !strcmp(o->stage, "grad"))
     for (int i = 0; i < ir.nentries; i++)
       if (!ad_build_grad(arena, diags, ir.entries[i], &ir.params, NULL)) return EXIT_PROGRAM_ERROR;

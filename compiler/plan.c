@@ -10,7 +10,13 @@
 
 static int64_t round_up(int64_t n) { return (n + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
 
-static bool add_buffer(Arena *a, Plan *p, int *cap, const Node *x, int first) {
+static const Node *update_target(const Graph *g, const Node *x) {
+  for (int i = 0; i < g->noutputs; i++)
+    if (g->outputs[i] == x && g->updates && g->updates[i]) return g->updates[i];
+  return NULL;
+}
+
+static bool add_buffer(Arena *a, Plan *p, int *cap, const Node *x, int first, const Node *alias) {
   if (p->buf_of[x->id] >= 0) return true;
   if (p->n == *cap) {
     int ncap = *cap ? *cap * 2 : 64;
@@ -22,7 +28,8 @@ static bool add_buffer(Arena *a, Plan *p, int *cap, const Node *x, int first) {
   Dim n;
   shape_numel(&x->shape, &n); /* the builders guarantee it fits */
   p->buf_of[x->id] = p->n;
-  p->bufs[p->n++] = (Buffer){x, first, first, n.sym, round_up(n.n * dtype_size(x->dtype)), 0};
+  int64_t bytes = alias ? 0 : round_up(n.n * dtype_size(x->dtype));
+  p->bufs[p->n++] = (Buffer){x, first, first, n.sym, bytes, 0, alias};
   return true;
 }
 
@@ -31,7 +38,7 @@ static bool find_lifetimes(Arena *a, const Schedule *s, Plan *p) {
   for (int k = 0; k < s->n; k++) {
     const Kernel *K = s->kernels[k];
     for (int i = 0; i < K->noutputs; i++)
-      if (!add_buffer(a, p, &cap, K->outputs[i], k)) return false;
+      if (!add_buffer(a, p, &cap, K->outputs[i], k, update_target(s->g, K->outputs[i]))) return false;
     for (int i = 0; i < K->ninputs; i++) {
       int b = p->buf_of[K->inputs[i]->id];
       if (b >= 0 && p->bufs[b].last < k) p->bufs[b].last = k;
@@ -131,9 +138,53 @@ oom:
   return false;
 }
 
+static bool reads(const Kernel *K, const Node *x) {
+  for (int i = 0; i < K->ninputs; i++)
+    if (K->inputs[i] == x) return true;
+  return false;
+}
+
+/* Within the writer, every value that depends on the leaf is elementwise
+ * and of the leaf's shape, so element i is read and written by the same
+ * thread. */
+static bool elementwise_in(const Kernel *K, const Node *leaf) {
+  if (K->kind != K_POINTWISE) return false;
+  const Node *dep[256];
+  int ndep = 0;
+  for (int i = 0; i < K->nnodes; i++) {
+    const Node *n = K->nodes[i];
+    bool depends = false;
+    for (int k = 0; k < n->nsrc; k++) {
+      depends |= n->src[k] == leaf;
+      for (int j = 0; j < ndep; j++) depends |= n->src[k] == dep[j];
+    }
+    if (!depends) continue;
+    if (!(op_flags[n->op] & OPF_ELEMENTWISE) || !shape_eq(&n->shape, &leaf->shape) || ndep == 256) return false;
+    dep[ndep++] = n;
+  }
+  return true;
+}
+
+static bool verify_in_place(DiagList *d, const Schedule *s, const Buffer *x) {
+  const Kernel *W = s->kernels[x->first];
+  for (int k = x->first + 1; k < s->n; k++)
+    if (reads(s->kernels[k], x->alias)) {
+      diag_error(d, x->value->loc, "internal: kernel k%d reads '%s' after k%d updated it in place", k,
+                 x->alias->name, x->first);
+      return false;
+    }
+  if (!elementwise_in(W, x->alias)) {
+    diag_error(d, x->value->loc, "internal: kernel k%d updates '%s' in place but does not read it element for element",
+               x->first, x->alias->name);
+    return false;
+  }
+  return true;
+}
+
 bool plan_verify(DiagList *d, const Schedule *s, const Plan *p) {
   for (int i = 0; i < p->n; i++) {
     const Buffer *x = &p->bufs[i];
+    if (x->alias && !verify_in_place(d, s, x)) return false;
     int64_t top = x->per_batch ? p->per_batch_bytes : p->fixed_bytes;
     if (x->offset < 0 || x->offset % PLAN_ALIGN || x->offset + x->bytes > top) {
       diag_error(d, x->value->loc, "internal: buffer of %%%d lies outside its arena", x->value->id);
@@ -166,6 +217,10 @@ void plan_print(FILE *out, const Schedule *s, const Plan *p) {
   fputc('\n', out);
   for (int i = 0; i < p->n; i++) {
     const Buffer *b = &p->bufs[i];
+    if (b->alias) {
+      fprintf(out, "  %%%d k%d..k%d in place of %s\n", b->value->id, b->first, b->last, b->alias->name);
+      continue;
+    }
     fprintf(out, "  %%%d k%d..k%d %s@%lld +%lld\n", b->value->id, b->first, b->last,
             b->per_batch ? "B*" : "", (long long)b->offset, (long long)b->bytes);
   }

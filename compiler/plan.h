@@ -17,6 +17,8 @@ typedef struct {
   bool per_batch;     /* in the per-batch arena: bytes and offset scale with B */
   int64_t bytes;      /* rounded up to PLAN_ALIGN (times B if per_batch) */
   int64_t offset;     /* in its arena (times B if per_batch) */
+  const Node *alias;  /* an update output's leaf: the value is written over
+                         it in place and takes no arena bytes; else NULL */
 } Buffer;
 
 typedef struct {
@@ -31,7 +33,9 @@ typedef struct {
 
 bool plan_build(Arena *a, DiagList *d, const Schedule *s, Plan *out);
 /* No two buffers that are live at the same kernel share a byte, and every
- * buffer lies inside its arena. */
+ * buffer lies inside its arena. An in-place update is written by a
+ * pointwise kernel that reads its leaf only element for element, after
+ * every other kernel that reads the leaf. */
 bool plan_verify(DiagList *d, const Schedule *s, const Plan *p);
 void plan_print(FILE *out, const Schedule *s, const Plan *p);
 

@@ -17,6 +17,8 @@ typedef struct {
   char *arena;
   void **inputs;  /* device addresses */
   void **params;
+  Tensor **input_src, **param_src;  /* the caller's tensors */
+  Tensor **input_copy, **param_copy;  /* converted or copied stand-ins, or NULL */
   TensorList converted;  /* inputs and parameters converted to their declared dtype */
   RtError *err;
 } Run;
@@ -56,7 +58,7 @@ static size_t tensor_bytes(const Tensor *t) { return (size_t)tensor_numel(t) * (
 /* The tensor as the kernels read it: in place on a host backend when the
  * dtype is the declared one and the data aligned, else converted (f64
  * data for an f32 input), copied, and/or uploaded to the device. */
-static bool place_leaf(Run *r, const Tensor *t, DType dt, void **dev) {
+static bool place_leaf(Run *r, const Tensor *t, DType dt, void **dev, Tensor **copy) {
   /* a mapped safetensors file may place data at any byte offset; kernels
    * and BLAS read through typed pointers, so such data is copied */
   bool misaligned = (uintptr_t)t->data % 16 != 0;
@@ -67,7 +69,7 @@ static bool place_leaf(Run *r, const Tensor *t, DType dt, void **dev) {
       return false;
     }
     for (int64_t i = 0; i < tensor_numel(t); i++) tensor_set(c, i, tensor_get(t, i));
-    t = c;
+    t = *copy = c;
   }
   if (r->b->host_memory) {
     *dev = t->data;
@@ -81,13 +83,13 @@ static bool bind_inputs(Run *r, const TensorList *inputs) {
   r->batch = 1;
   for (int i = 0; i < r->e->ninputs; i++) {
     const XTensor *want = &r->e->inputs[i];
-    const Tensor *t = tensorlist_find(inputs, want->name);
+    Tensor *t = r->input_src[i] = tensorlist_find(inputs, want->name);
     char buf[256];
     if (!t)
       return rt_fail(r->err, "missing input '%s' (expected %s)", want->name,
                      type_str(want->dtype, &want->shape, buf, sizeof buf));
     if (!check_leaf(r, "input", want->name, want->dtype, &want->shape, t, &bound) ||
-        !place_leaf(r, t, want->dtype, &r->inputs[i]))
+        !place_leaf(r, t, want->dtype, &r->inputs[i], &r->input_copy[i]))
       return false;
   }
   return true;
@@ -107,13 +109,13 @@ static bool bind_params(Run *r, const TensorList *params) {
   for (int i = 0; i < r->p->params.n; i++) {
     if (!uses_param(r->e, i)) continue;
     const ParamInfo *info = &r->p->params.items[i];
-    const Tensor *t = tensorlist_find(params, info->name);
+    Tensor *t = r->param_src[i] = tensorlist_find(params, info->name);
     char buf[256];
     if (!t)
       return rt_fail(r->err, "missing parameter '%s' (expected %s)", info->name,
                      type_str(info->dtype, &info->shape, buf, sizeof buf));
     if (!check_leaf(r, "parameter", info->name, info->dtype, &info->shape, t, &bound) ||
-        !place_leaf(r, t, info->dtype, &r->params[i]))
+        !place_leaf(r, t, info->dtype, &r->params[i], &r->param_copy[i]))
       return false;
   }
   return true;
@@ -154,9 +156,27 @@ static bool run_kernels(Run *r, uint64_t seed) {
   return r->b->finish(r->b, r->err);
 }
 
+/* An update was written over the leaf where the kernels read it; a
+ * converted stand-in or a device copy goes back to the caller's tensor. */
+static bool write_back(Run *r, XRef ref) {
+  bool input = ref.kind == REF_INPUT;
+  Tensor *dst = input ? r->input_src[ref.index] : r->param_src[ref.index];
+  Tensor *copy = input ? r->input_copy[ref.index] : r->param_copy[ref.index];
+  if (r->b->host_memory && !copy) return true;
+  Tensor *host = copy ? copy : dst;
+  if (!r->b->host_memory && !r->b->download(r->b, host->data, address(r, ref), host->nbytes, r->err)) return false;
+  if (copy)
+    for (int64_t i = 0; i < tensor_numel(dst); i++) tensor_set(dst, i, tensor_get(copy, i));
+  return true;
+}
+
 static bool collect(Run *r, TensorList *out) {
   for (int i = 0; i < r->e->noutputs; i++) {
     const XTensor *x = &r->e->outputs[i];
+    if (r->e->updates[i]) {
+      if (!write_back(r, r->e->output_refs[i])) return false;
+      continue;
+    }
     int64_t shape[IR_MAX_RANK];
     for (int k = 0; k < x->shape.rank; k++) shape[k] = dim_value(x->shape.d[k], r->batch);
     Tensor *t = tensor_new(x->name, x->dtype, x->shape.rank, shape, r->err);
@@ -180,9 +200,12 @@ static void release_copies(Run *r) {
 
 bool exec_run(Backend *b, const XProgram *p, const XEntry *e, const TensorList *params, const TensorList *inputs,
               const ExecOptions *opt, TensorList *out, RtError *err) {
-  Run r = {b, p, e, 1, NULL, calloc((size_t)e->ninputs + 1, sizeof(void *)),
-           calloc((size_t)p->params.n + 1, sizeof(void *)), {0}, err};
-  bool ok = r.inputs && r.params ? true : rt_fail(err, "out of memory");
+  size_t ni = (size_t)e->ninputs + 1, np = (size_t)p->params.n + 1;
+  Run r = {b, p, e, 1, NULL, calloc(ni, sizeof(void *)), calloc(np, sizeof(void *)),
+           calloc(ni, sizeof(Tensor *)), calloc(np, sizeof(Tensor *)), calloc(ni, sizeof(Tensor *)),
+           calloc(np, sizeof(Tensor *)), {0}, err};
+  bool ok = r.inputs && r.params && r.input_src && r.param_src && r.input_copy && r.param_copy
+                ? true : rt_fail(err, "out of memory");
   ok = ok && b->prepare(b, p, err) && bind_inputs(&r, inputs) && bind_params(&r, params);
   size_t bytes = ok ? (size_t)(e->fixed_bytes + e->per_batch_bytes * r.batch) : 0;
   ok = ok && b->alloc(b, bytes, (void **)&r.arena, err);
@@ -191,6 +214,10 @@ bool exec_run(Backend *b, const XProgram *p, const XEntry *e, const TensorList *
   if (r.inputs && r.params) release_copies(&r);
   free(r.inputs);
   free(r.params);
+  free(r.input_src);
+  free(r.param_src);
+  free(r.input_copy);
+  free(r.param_copy);
   tensorlist_free(&r.converted);
   return ok;
 }

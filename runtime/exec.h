@@ -12,7 +12,9 @@ typedef struct {
 } ExecOptions;
 
 /* Parameters are looked up by table name, inputs by entry input name;
- * outputs are appended to *out under the entry's output names. */
+ * outputs are appended to *out under the entry's output names, except the
+ * updates of a training step, which are written into the given parameter
+ * and input tensors themselves. */
 bool exec_run(Backend *b, const XProgram *p, const XEntry *e, const TensorList *params, const TensorList *inputs,
               const ExecOptions *opt, TensorList *out, RtError *err);
 

@@ -16,6 +16,7 @@
 #include "init.h"
 #include "interp.h"
 #include "safetensors.h"
+#include "train_cmd.h"
 
 #ifndef IREPA_VERSION
 #define IREPA_VERSION "0.0.0-dev"
@@ -25,6 +26,8 @@ enum { EXIT_DATA = 1, EXIT_USAGE = 2, MAX_INCLUDES = 64 };
 
 static const char usage[] =
     "usage: irepa-run run FILE.irg|FILE.irx --entry NAME --out OUT.safetensors [options]\n"
+    "       irepa-run train [options]           REPA / iREPA training (train --help)\n"
+    "       irepa-run train-encoder [options]   the Fashion-MNIST encoder (train-encoder --help)\n"
     "\n"
     "Runs one entry point of a model (an .irg source, or a program compiled by\n"
     "irepac compile) and writes every output (out.0, out.1, ...; with --grad\n"
@@ -105,7 +108,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     printf("irepa-run %s\n", IREPA_VERSION);
     return 0;
   }
-  if (strcmp(argv[1], "run")) return usage_error("unknown command '%s' (commands: run)", argv[1]);
+  if (strcmp(argv[1], "run"))
+    return usage_error("unknown command '%s' (commands: run, train, train-encoder)", argv[1]);
   for (int i = 2; i < argc; i++) {
     if (argv[i][0] == '-' && argv[i][1]) {
       int rc = parse_flag(o, argc, argv, &i);
@@ -280,6 +284,8 @@ static int load_program(const Options *o, Target *t) {
 
 int main(int argc, char **argv) {
   diag_program_name = "irepa-run";
+  if (argc > 1 && !strcmp(argv[1], "train")) return train_command(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "train-encoder")) return train_encoder_command(argc - 2, argv + 2);
   Options o = {0};
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) return rc;

@@ -64,7 +64,10 @@ static json_t *param_json(const ParamInfo *p) {
   return o;
 }
 
+/* An in-place update is written straight over its leaf. */
 static json_t *ref_json(const Plan *plan, const Node *x) {
+  int b = x->op == OP_INPUT || x->op == OP_PARAM ? -1 : plan->buf_of[x->id];
+  if (b >= 0 && plan->bufs[b].alias) x = plan->bufs[b].alias;
   if (x->op == OP_INPUT) return json_pack("{s:i}", "input", x->attr.index);
   if (x->op == OP_PARAM) return json_pack("{s:i}", "param", x->attr.index);
   return json_pack("{s:i}", "buffer", plan->buf_of[x->id]);
@@ -119,6 +122,7 @@ static json_t *entry_json(const CompiledEntry *e, int index) {
     snprintf(fallback, sizeof fallback, "out.%d", i);
     json_t *o = tensor_json(g->output_names[i] ? g->output_names[i] : fallback, x->dtype, &x->shape);
     json_object_set_new(o, "ref", ref_json(p, x));
+    if (g->updates && g->updates[i]) json_object_set_new(o, "update", json_true());
     json_array_append_new(outputs, o);
   }
   for (int i = 0; i < p->n; i++) {
@@ -223,6 +227,7 @@ typedef struct {
   Arena *a;
   const unsigned char *blobs;
   size_t blob_bytes;
+  const ParamTable *params;  /* once read */
 } Reader;
 
 static bool bad(Reader *r, const char *where, const char *what) {
@@ -330,6 +335,31 @@ static bool read_ref(Reader *r, json_t *o, const char *where, const XEntry *e, i
   return true;
 }
 
+static bool entry_updates(const XEntry *e, XRef ref) {
+  for (int i = 0; i < e->noutputs; i++)
+    if (e->updates[i] && e->output_refs[i].kind == ref.kind && e->output_refs[i].index == ref.index) return true;
+  return false;
+}
+
+/* An update output names the input or parameter it replaces, of its type. */
+static bool read_update(Reader *r, json_t *x, const char *where, XEntry *e, int i) {
+  json_t *u = json_object_get(x, "update");
+  if (!u) return true;
+  if (!json_is_boolean(u)) return bad(r, where, "\"update\" must be true or false");
+  e->updates[i] = json_is_true(u);
+  if (!e->updates[i]) return true;
+  XRef ref = e->output_refs[i];
+  const XTensor *o = &e->outputs[i];
+  DType t = ref.kind == REF_INPUT ? e->inputs[ref.index].dtype : ref.kind == REF_PARAM ? r->params->items[ref.index].dtype : o->dtype;
+  const Shape *s = ref.kind == REF_INPUT ? &e->inputs[ref.index].shape
+                   : ref.kind == REF_PARAM ? &r->params->items[ref.index].shape : NULL;
+  if (!s || t != o->dtype || !shape_eq(s, &o->shape)) return bad(r, where, "an update must replace an input or parameter of its type");
+  for (int j = 0; j < i; j++)
+    if (e->updates[j] && e->output_refs[j].kind == ref.kind && e->output_refs[j].index == ref.index)
+      return bad(r, where, "a leaf is updated twice");
+  return true;
+}
+
 static bool read_gemm(Reader *r, json_t *o, const char *where, XKernel *k) {
   GemmDesc *g = &k->gemm;
   int64_t a, b;
@@ -370,7 +400,8 @@ static bool read_kernel(Reader *r, json_t *o, const char *where, const XEntry *e
   for (int i = 0; i < k->nargs; i++)
     if (!read_ref(r, json_array_get(args, (size_t)i), where, e, nparams, &k->args[i])) return false;
   for (int i = k->ninputs; i < k->nargs; i++)
-    if (k->args[i].kind != REF_BUFFER) return bad(r, where, "a kernel writes only to buffers");
+    if (k->args[i].kind != REF_BUFFER && !entry_updates(e, k->args[i]))
+      return bad(r, where, "a kernel writes only to buffers and to the leaves its entry updates");
   json_t *g = json_object_get(o, "gemm");
   if (k->kind == K_MATMUL && !g) return bad(r, where, "a matmul kernel needs its gemm description");
   return !g || read_gemm(r, g, where, k);
@@ -416,8 +447,9 @@ static bool read_entry(Reader *r, json_t *o, int index, int nparams, XEntry *e) 
   e->inputs = arena_alloc(r->a, sizeof(XTensor) * (size_t)(e->ninputs + 1));
   e->outputs = arena_alloc(r->a, sizeof(XTensor) * (size_t)(e->noutputs + 1));
   e->output_refs = arena_alloc(r->a, sizeof(XRef) * (size_t)(e->noutputs + 1));
+  e->updates = arena_alloc(r->a, sizeof(bool) * (size_t)(e->noutputs + 1));
   e->kernels = arena_alloc(r->a, sizeof(XKernel) * (size_t)(e->nkernels + 1));
-  if (!e->inputs || !e->outputs || !e->output_refs || !e->kernels) return rt_fail(r->err, "out of memory");
+  if (!e->inputs || !e->outputs || !e->output_refs || !e->updates || !e->kernels) return rt_fail(r->err, "out of memory");
   for (int i = 0; i < e->ninputs; i++)
     if (!read_tensor(r, json_array_get(in, (size_t)i), arena_printf(r->a, "%s input %d", where, i), &e->inputs[i]))
       return false;
@@ -425,7 +457,8 @@ static bool read_entry(Reader *r, json_t *o, int index, int nparams, XEntry *e) 
   for (int i = 0; i < e->noutputs; i++) {
     json_t *x = json_array_get(out, (size_t)i);
     const char *w = arena_printf(r->a, "%s output %d", where, i);
-    if (!read_tensor(r, x, w, &e->outputs[i]) || !read_ref(r, json_object_get(x, "ref"), w, e, nparams, &e->output_refs[i]))
+    if (!read_tensor(r, x, w, &e->outputs[i]) || !read_ref(r, json_object_get(x, "ref"), w, e, nparams, &e->output_refs[i]) ||
+        !read_update(r, x, w, e, i))
       return false;
   }
   for (int i = 0; i < e->nkernels; i++)
@@ -450,7 +483,7 @@ static bool read_blob(Reader *r, json_t *blobs, const char *key, const unsigned 
 
 static bool read_sources(Reader *r, json_t *blobs, XProgram *p) {
   const unsigned char *d;
-  size_t n;
+  size_t n = 0;
   if (!read_blob(r, blobs, "c_source", &d, &n)) return false;
   if (d) p->c_source = arena_strndup(r->a, (const char *)d, n);
   if (!read_blob(r, blobs, "cuda_source", &d, &n)) return false;
@@ -517,7 +550,7 @@ bool irx_parse(const unsigned char *data, size_t len, const char *name, XProgram
   json_error_t je;
   json_t *root = json_loadb((const char *)data + IRX_HEADER_BYTES, hlen, 0, &je);
   if (!root) return rt_fail(err, "%s: header is not JSON: %s (position %d)", name, je.text, je.position);
-  Reader r = {name, err, &out->arena, data + IRX_HEADER_BYTES + hlen, blen};
+  Reader r = {name, err, &out->arena, data + IRX_HEADER_BYTES + hlen, blen, &out->params};
   bool ok = read_header(&r, root, out);
   json_decref(root);
   if (!ok) irx_free(out);

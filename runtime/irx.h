@@ -49,6 +49,8 @@ typedef struct {
   int ninputs;
   XTensor *outputs;
   XRef *output_refs;
+  bool *updates;     /* per output: it replaces its ref's input or parameter
+                        in place (a training step's state) */
   int noutputs;
   XBuffer *bufs;
   int nbufs;

@@ -54,6 +54,17 @@ Tensor *tensor_new(const char *name, DType dt, int rank, const int64_t *shape, R
   return t;
 }
 
+Tensor *tensor_view(const char *name, const Tensor *t, RtError *err) {
+  Tensor *v = calloc(1, sizeof *v);
+  if (v) *v = *t, v->name = strdup(name), v->owns_data = false;
+  if (!v || !v->name) {
+    free(v);
+    rt_fail(err, "out of memory");
+    return NULL;
+  }
+  return v;
+}
+
 void tensor_free(Tensor *t) {
   if (!t) return;
   if (t->owns_data) free(t->data);

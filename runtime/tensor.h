@@ -30,6 +30,9 @@ typedef struct {
 /* A zero-filled tensor; NULL with a message on a bad shape or no memory. */
 Tensor *tensor_new(const char *name, DType t, int rank, const int64_t *shape, RtError *err);
 void tensor_free(Tensor *t);
+/* Another name for t's data, which stays t's (freeing the view frees only
+ * the view). */
+Tensor *tensor_view(const char *name, const Tensor *t, RtError *err);
 int64_t tensor_numel(const Tensor *t);
 /* Element i converted to / from double, whatever the dtype. */
 double tensor_get(const Tensor *t, int64_t i);

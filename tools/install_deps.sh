@@ -11,6 +11,9 @@ packages=(
   libjansson-dev                     # safetensors JSON headers, .irx program headers
   libopenblas-dev                    # GEMMs of the CPU backends (cblas)
   zlib1g-dev                         # gzip'ed IDX files (Fashion-MNIST)
+  libpng-dev                         # PNG images of image-folder data sets (runtime/imagefolder.c)
+  libjpeg-dev                        # JPEG images of image-folder data sets (libjpeg-turbo on Debian)
+  libyaml-dev                        # YAML configs of irepa-run train
   dataset-fashion-mnist              # the default training data
   clang libclang-rt-dev              # libFuzzer and the sanitizer runtimes
 )

@@ -8,11 +8,16 @@
  * the bound is 1e-5.
  *
  *   test_backends [--backends c,cuda-emu] [--batch N] [--entry NAME]
- *                 [--grad-only] [--reference FILE] [--skip-unavailable] [--verbose] FILE.irg...
+ *                 [--grad-only] [--train] [--reference FILE] [--skip-unavailable] [--verbose] FILE.irg...
+ * --train checks instead the training step built on each loss entry
+ * (optim.h): its outputs, and the change of every parameter, moment and
+ * EMA it updates in place, against the interpreter's; the bound of a
+ * change is 1e-5 or 4 f32 ulps of the new value, whichever is larger. 
  * --reference keeps the interpreter's outputs in FILE (safetensors): read
  * when it exists, else computed and written, since on a full-size model
  * the interpreter takes half an hour. --skip-unavailable exits 77 when a
  * backend cannot be opened here (the cuda backend without a GPU).      */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,7 @@
 #include "elab.h"
 #include "exec.h"
 #include "interp.h"
+#include "optim.h"
 #include "irx.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -37,6 +43,7 @@ typedef struct {
   int64_t batch;
   const char *entry;  /* only this entry */
   bool grad_only;     /* only the loss entries, with their backward graphs */
+  bool train;         /* only the training steps of the loss entries */
   const char *reference;
   bool skip_unavailable;  /* exit 77 when a backend cannot open here (no GPU) */
   bool verbose;           /* every output's error, not only the worst */
@@ -94,6 +101,49 @@ static void make_data(const Graph *g, const ParamTable *pt, int64_t batch, Tenso
                                          1000 + (uint64_t)i, false), &err);
 }
 
+/* Training-step scalars and state that make a real step: a few steps in,
+ * moments of both signs, second moments >= 0, clipping active. */
+static void make_train_data(TensorList *inputs) {
+  static const struct { const char *name; double value; } scalars[] = {
+      {"lr", 1e-3}, {"step", 3}, {"beta1", 0.9}, {"beta2", 0.999}, {"eps", 1e-8},
+      {"weight_decay", 0.01}, {"max_grad_norm", 0.5}, {"ema_decay", 0.99}};
+  for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) tensor_set(tensorlist_find(inputs, scalars[i].name), 0, scalars[i].value);
+  for (int i = 0; i < inputs->n; i++) {
+    Tensor *t = inputs->items[i];
+    bool sq = !strncmp(t->name, "exp_avg_sq.", 11), m = !sq && !strncmp(t->name, "exp_avg.", 8);
+    for (int64_t k = 0; (sq || m) && k < tensor_numel(t); k++)
+      tensor_set(t, k, sq ? 1e-4 * fabs(tensor_get(t, k)) : 1e-2 * tensor_get(t, k));
+  }
+}
+
+static bool copy_list(const TensorList *from, TensorList *to) {
+  RtError err;
+  for (int i = 0; i < from->n; i++) {
+    const Tensor *t = from->items[i];
+    Tensor *x = tensor_new(t->name, t->dtype, t->rank, t->shape, &err);
+    if (!x || !tensorlist_add(to, x, &err)) {
+      tensor_free(x);
+      return false;
+    }
+    memcpy(x->data, t->data, t->nbytes);
+  }
+  return true;
+}
+
+/* new - old, in double: an update's change, compared instead of the new
+ * value so that a small step is not lost against a large weight. */
+static Tensor *change(const Tensor *now, const Tensor *old) {
+  RtError err;
+  Tensor *d = tensor_new(now->name, DT_F64, now->rank, now->shape, &err);
+  for (int64_t i = 0; d && i < tensor_numel(d); i++) tensor_set(d, i, tensor_get(now, i) - tensor_get(old, i));
+  return d;
+}
+
+static const Tensor *leaf(const TensorList *params, const TensorList *inputs, const char *name) {
+  const Tensor *t = tensorlist_find(inputs, name);
+  return t ? t : tensorlist_find(params, name);
+}
+
 static double seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,26 +165,45 @@ static int check_backend(const Config *c, const char *backend, const XProgram *x
                          const TensorList *params, const TensorList *inputs, const TensorList *ref, const char *label) {
   RtError err;
   Backend *b = backend_open(backend, &err);
-  TensorList out = {0};
+  TensorList out = {0}, p1 = {0}, in1 = {0};
   ExecOptions eopt = {7};
   double t0 = seconds();
-  if (!b || !exec_run(b, xp, &xp->entries[0], params, inputs, &eopt, &out, &err)) {
-    printf("FAIL %s [%s]: %s\n", label, backend, err.msg);
+  const XEntry *xe = irx_entry(xp, g->name);
+  /* updates land in the tensors given: run on copies */
+  if (!b || !copy_list(params, &p1) || !copy_list(inputs, &in1) || !exec_run(b, xp, xe, &p1, &in1, &eopt, &out, &err)) {
+    printf("FAIL %s [%s]: %s\n", label, backend, b ? err.msg : "cannot open");
     backend_close(b);
     tensorlist_free(&out);
+    tensorlist_free(&p1);
+    tensorlist_free(&in1);
     return 1;
   }
   double worst = 0;
   const char *where = "";
   int failures = 0;
-  for (int i = 0; i < g->noutputs; i++) {
+  for (int i = 0, j = 0; i < g->noutputs; i++) {
     bool shape_ok;
-    double e = compare(ref->items[i], out.items[i], &shape_ok);
+    double e;
+    double bound = BOUND;
+    if (g->updates && g->updates[i]) {
+      const char *name = ref->items[i]->name;
+      const Tensor *old = leaf(params, inputs, name);
+      Tensor *want = change(ref->items[i], old), *got = change(leaf(&p1, &in1, name), old);
+      e = compare(want, got, &shape_ok);
+      /* the new value is f32: a few of its ulps may be a large part of a
+       * small change (a second moment moves by 1e-3 of itself) */
+      double floor = 4 * FLT_EPSILON * largest(ref->items[i]) / largest(want);
+      if (floor > bound) bound = floor;
+      tensor_free(want);
+      tensor_free(got);
+    } else {
+      e = compare(ref->items[i], out.items[j++], &shape_ok);
+    }
     if (e > worst) worst = e, where = ref->items[i]->name;
     if (c->verbose)
       printf("   %s [%s] %s: error %.3g, largest |value| %.3g\n", label, backend, ref->items[i]->name, e,
              largest(ref->items[i]));
-    if (!(e <= BOUND)) {
+    if (!(e <= bound)) {
       printf("FAIL %s [%s]: output %s: error %.3g%s (largest |value| %.3g)\n", label, backend, ref->items[i]->name,
              e, shape_ok ? "" : " (shape differs)", largest(ref->items[i]));
       failures++;
@@ -143,6 +212,8 @@ static int check_backend(const Config *c, const char *backend, const XProgram *x
   printf("%s %s [%s]: %d outputs, worst error %.3g (%s), %.2f s with compiling\n", failures ? "FAIL" : "ok", label,
          backend, g->noutputs, worst, where, seconds() - t0);
   tensorlist_free(&out);
+  tensorlist_free(&p1);
+  tensorlist_free(&in1);
   backend_close(b);
   return failures;
 }
@@ -171,12 +242,17 @@ static bool reference(const Config *c, const Graph *g, const ParamTable *pt, con
   return !c->reference || st_write(c->reference, ref->items, ref->n, NULL, err);
 }
 
-static int check_entry(const Config *c, const char *entry, bool grad) {
+static int check_entry(const Config *c, const char *entry, bool grad, bool train) {
   Unit u;
   if (!load(&u, c->file, entry)) return 1;
-  Graph *g = u.ir.entries[0];
+  if (train && !optim_add_train_step(&u.arena, &u.diags, &u.ir, entry)) {
+    diag_print(stderr, &u.diags);
+    arena_free(&u.arena);
+    return 1;
+  }
+  Graph *g = u.ir.entries[u.ir.nentries - 1];
   char label[512];
-  snprintf(label, sizeof label, "%s:%s%s", c->file, entry, grad ? "+grad" : "");
+  snprintf(label, sizeof label, "%s:%s%s", c->file, entry, train ? "+train_step" : grad ? "+grad" : "");
   int failures = 0;
   CompileOptions copt = {grad, true, true};
   CompiledProgram cp;
@@ -198,6 +274,7 @@ static int check_entry(const Config *c, const char *entry, bool grad) {
     goto done;
   }
   make_data(g, &u.ir.params, c->batch, &params, &inputs);
+  if (train) make_train_data(&inputs);
   double t0 = seconds();
   if (!reference(c, g, &u.ir.params, &params, &inputs, &ref, &err)) {
     printf("FAIL %s: interpreter: %s\n", label, err.msg);
@@ -232,8 +309,13 @@ static int check_file(const Config *c) {
   arena_free(&u.arena);
   for (int i = 0; i < n; i++) {
     if (!c->entry || !strcmp(c->entry, names[i])) {
-      if (!c->grad_only) failures += check_entry(c, names[i], false);
-      if (loss[i]) failures += check_entry(c, names[i], true);
+      if (c->train) {
+        if (loss[i]) failures += check_entry(c, names[i], false, true);
+        free(names[i]);
+        continue;
+      }
+      if (!c->grad_only) failures += check_entry(c, names[i], false, false);
+      if (loss[i]) failures += check_entry(c, names[i], true, false);
     }
     free(names[i]);
   }
@@ -257,7 +339,7 @@ static bool backends_open(const char *list) {
 }
 
 int main(int argc, char **argv) {
-  Config c = {NULL, "c,cuda-emu", 2, NULL, false, NULL, false, false};
+  Config c = {NULL, "c,cuda-emu", 2, NULL, false, false, NULL, false, false};
   setvbuf(stdout, NULL, _IOLBF, 0);
   int failures = 0, files = 0;
   for (int i = 1; i < argc; i++) {
@@ -265,6 +347,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc) c.batch = atoll(argv[++i]);
     else if (!strcmp(argv[i], "--entry") && i + 1 < argc) c.entry = argv[++i];
     else if (!strcmp(argv[i], "--grad-only")) c.grad_only = true;
+    else if (!strcmp(argv[i], "--train")) c.train = true;
     else if (!strcmp(argv[i], "--reference") && i + 1 < argc) c.reference = argv[++i];
     else if (!strcmp(argv[i], "--skip-unavailable")) c.skip_unavailable = true;
     else if (!strcmp(argv[i], "--verbose")) c.verbose = true;

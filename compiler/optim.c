@@ -1,0 +1,189 @@
+/* optim.c: the training step graph (optim.h). The arithmetic follows
+ * PyTorch's single-tensor AdamW and clip_grad_norm_ operation for
+ * operation, in f32 per element with f32-rounded scalars; the bias
+ * corrections are computed in f64 as Python computes them. */
+#include "optim.h"
+
+#include <string.h>
+
+#include "autodiff.h"
+
+const char *const optim_scalar_inputs[OPTIM_NSCALARS] = {
+    "lr", "step", "beta1", "beta2", "eps", "weight_decay", "max_grad_norm", "ema_decay",
+};
+enum { S_LR, S_STEP, S_BETA1, S_BETA2, S_EPS, S_WD, S_MAX_NORM, S_EMA };
+
+typedef struct {
+  IrBuilder b;
+  SrcLoc loc;
+  Node *scalar[OPTIM_NSCALARS];
+  /* f32 scalars of the update */
+  Node *ok;          /* bool: loss and gradient norm finite */
+  Node *clip;        /* gradient factor */
+  Node *one_m_beta1, *beta2, *one_m_beta2, *bc2_sqrt, *neg_step_size, *eps, *decay_factor;
+  Node *ema, *one_m_ema;
+} Step;
+
+static Node *c64(Step *s, double v) { return ir_const(&s->b, v, DT_F64, s->loc); }
+static Node *c32(Step *s, double v) { return ir_const(&s->b, v, DT_F32, s->loc); }
+static Node *bin(Step *s, OpKind op, Node *x, Node *y) { return x && y ? ir_binary(&s->b, op, x, y, s->loc) : NULL; }
+static Node *f32(Step *s, Node *x) { return x ? ir_cast(&s->b, x, DT_F32, s->loc) : NULL; }
+static Node *sqrt_(Step *s, Node *x) { return x ? ir_unary(&s->b, OP_SQRT, x, s->loc) : NULL; }
+static Node *where(Step *s, Node *c, Node *x, Node *y) { return x && y ? ir_where(&s->b, c, x, y, s->loc) : NULL; }
+
+static Graph *find_entry(const IrProgram *ir, const char *name) {
+  for (int i = 0; i < ir->nentries; i++)
+    if (!strcmp(ir->entries[i]->name, name)) return ir->entries[i];
+  return NULL;
+}
+
+static Node *add_input(Step *s, const char *name, DType t, const Shape *shape) {
+  for (int i = 0; i < s->b.g->ninputs; i++)
+    if (!strcmp(s->b.g->inputs[i]->name, name)) {
+      diag_error(s->b.diags, s->b.g->inputs[i]->loc,
+                 "train step: the loss entry's input '%s' clashes with an input the step adds", name);
+      return NULL;
+    }
+  return ir_input(&s->b, name, t, *shape, s->loc);
+}
+
+/* x - x is 0 exactly when x is finite (inf - inf and NaN give NaN). */
+static Node *is_finite(Step *s, Node *x) { return bin(s, OP_EQ, bin(s, OP_SUB, x, x), c32(s, 0)); }
+
+/* The global L2 norm of the gradients, and PyTorch's clip factor
+ * min(1, max_norm / (norm + 1e-6)); max_norm <= 0 turns clipping off. */
+static Node *grad_norm(Step *s, Node **grads, int n) {
+  Node *sq = c32(s, 0);
+  for (int i = 0; i < n; i++) {
+    if (!grads[i]) continue;
+    uint32_t all = (1u << grads[i]->shape.rank) - 1;
+    Node *g2 = bin(s, OP_MUL, grads[i], grads[i]);
+    sq = bin(s, OP_ADD, sq, g2 ? ir_reduce(&s->b, OP_SUM, g2, all, false, s->loc) : NULL);
+  }
+  Node *norm = sqrt_(s, sq);
+  Node *max_norm = s->scalar[S_MAX_NORM];
+  Node *factor = bin(s, OP_MIN, bin(s, OP_DIV, f32(s, max_norm), bin(s, OP_ADD, norm, c32(s, 1e-6))), c32(s, 1));
+  s->clip = where(s, bin(s, OP_LT, c64(s, 0), max_norm), factor, c32(s, 1));
+  return norm;
+}
+
+static bool scalars(Step *s) {
+  Node **x = s->scalar;
+  Node *one = c64(s, 1);
+  Node *bc1 = bin(s, OP_SUB, one, bin(s, OP_POW, x[S_BETA1], x[S_STEP]));
+  Node *bc2 = bin(s, OP_SUB, one, bin(s, OP_POW, x[S_BETA2], x[S_STEP]));
+  s->neg_step_size = f32(s, bin(s, OP_DIV, ir_unary(&s->b, OP_NEG, x[S_LR], s->loc), bc1));
+  s->bc2_sqrt = f32(s, sqrt_(s, bc2));
+  s->one_m_beta1 = f32(s, bin(s, OP_SUB, one, x[S_BETA1]));
+  s->beta2 = f32(s, x[S_BETA2]);
+  s->one_m_beta2 = f32(s, bin(s, OP_SUB, one, x[S_BETA2]));
+  s->eps = f32(s, x[S_EPS]);
+  s->decay_factor = f32(s, bin(s, OP_SUB, one, bin(s, OP_MUL, x[S_LR], x[S_WD])));
+  s->ema = f32(s, x[S_EMA]);
+  s->one_m_ema = f32(s, bin(s, OP_SUB, one, x[S_EMA]));
+  return s->neg_step_size && s->bc2_sqrt && s->one_m_beta1 && s->beta2 && s->one_m_beta2 && s->eps &&
+         s->decay_factor && s->ema && s->one_m_ema;
+}
+
+static const char *state_name(Step *s, const char *kind, const char *param) {
+  return arena_printf(s->b.arena, "%s.%s", kind, param);
+}
+
+/* One parameter's AdamW update (torch.optim.adamw._single_tensor_adamw):
+ *   p <- p (1 - lr wd);  m <- lerp(m, g, 1 - b1);  v <- v b2 + (1 - b2) g g
+ *   p <- p - lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+ * The new moments feed the new weight, so no kernel reads an old moment
+ * after its in-place update. Returns the new weight. */
+static Node *adamw(Step *s, Node *p, Node *grad) {
+  const char *name = p->name;
+  Node *m = add_input(s, state_name(s, "exp_avg", name), p->dtype, &p->shape);
+  Node *v = add_input(s, state_name(s, "exp_avg_sq", name), p->dtype, &p->shape);
+  if (!m || !v) return NULL;
+  Node *g = bin(s, OP_MUL, grad, s->clip);
+  Node *m1 = bin(s, OP_ADD, m, bin(s, OP_MUL, s->one_m_beta1, bin(s, OP_SUB, g, m)));
+  Node *v1 = bin(s, OP_ADD, bin(s, OP_MUL, v, s->beta2), bin(s, OP_MUL, bin(s, OP_MUL, s->one_m_beta2, g), g));
+  m1 = where(s, s->ok, m1, m);
+  v1 = where(s, s->ok, v1, v);
+  Node *denom = bin(s, OP_ADD, bin(s, OP_DIV, sqrt_(s, v1), s->bc2_sqrt), s->eps);
+  Node *p1 = bin(s, OP_ADD, bin(s, OP_MUL, p, s->decay_factor), bin(s, OP_DIV, bin(s, OP_MUL, s->neg_step_size, m1), denom));
+  p1 = where(s, s->ok, p1, p);
+  Arena *a = s->b.arena;
+  DiagList *d = s->b.diags;
+  if (!p1 || !ir_add_update(a, d, s->b.g, m1, m) || !ir_add_update(a, d, s->b.g, v1, v) ||
+      !ir_add_update(a, d, s->b.g, p1, p))
+    return NULL;
+  return p1;
+}
+
+/* ema <- ema decay + p (1 - decay), as the reference's update_ema. */
+static bool ema(Step *s, Node *p, const char *name) {
+  Node *e = add_input(s, state_name(s, "ema", name), p->dtype, &p->shape);
+  Node *e1 = bin(s, OP_ADD, bin(s, OP_MUL, e, s->ema), bin(s, OP_MUL, p, s->one_m_ema));
+  return e1 && ir_add_update(s->b.arena, s->b.diags, s->b.g, e1, e);
+}
+
+static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
+  for (int i = 0; i < ir->params.n; i++)
+    if (ir->params.items[i].dtype != DT_F32) {
+      diag_error(d, loc, "train step: parameter '%s' is %s; master weights must be f32", ir->params.items[i].name,
+                 dtype_name(ir->params.items[i].dtype));
+      return false;
+    }
+  return true;
+}
+
+bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry) {
+  Graph *src = find_entry(ir, loss_entry);
+  if (!src) {
+    diag_error(d, NO_LOC, "train step: no entry '%s'", loss_entry);
+    return false;
+  }
+  if (find_entry(ir, "train_step")) {
+    diag_error(d, NO_LOC, "train step: the program already has an entry 'train_step'");
+    return false;
+  }
+  if (!check_params(d, ir, src->loc)) return false;
+  Graph *g = ir_clone_graph(a, src, "train_step");
+  const ParamTable *pt = &ir->params;
+  Node **param = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
+  Node **grads = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
+  if (!g || !param || !grads) return false;
+  for (int i = 0; i < g->n; i++)
+    if (g->nodes[i]->op == OP_PARAM) param[g->nodes[i]->attr.index] = g->nodes[i];
+  int nout = g->noutputs;
+  if (!ad_build_grad(a, d, g, pt, NULL)) return false;
+  /* the gradients leave the outputs: the update consumes them */
+  for (int i = nout, p = 0; i < g->noutputs; i++, p++) {
+    while (!pt->items[p].trainable) p++;
+    grads[p] = param[p] ? g->outputs[i] : NULL;
+  }
+  g->noutputs = nout;
+
+  Step s;
+  memset(&s, 0, sizeof s);
+  s.b = (IrBuilder){a, d, g, 0};
+  s.loc = g->loc;
+  for (int i = 0; i < g->n; i++)
+    if (op_flags[g->nodes[i]->op] & OPF_RANDOM && g->nodes[i]->attr.stream >= s.b.next_stream)
+      s.b.next_stream = g->nodes[i]->attr.stream + 1;
+  Shape scalar = {0};
+  for (int i = 0; i < OPTIM_NSCALARS; i++)
+    if (!(s.scalar[i] = add_input(&s, optim_scalar_inputs[i], DT_F64, &scalar))) return false;
+  Node *norm = grad_norm(&s, grads, pt->n);
+  Node *loss = g->outputs[0];
+  if (loss->dtype != DT_F32) loss = f32(&s, loss);
+  s.ok = is_finite(&s, bin(&s, OP_ADD, norm, loss));
+  if (!norm || !s.ok || !s.clip || !scalars(&s) || !ir_add_output(a, g, norm, "grad_norm")) return false;
+  for (int i = 0; i < pt->n; i++) {
+    Node *p = param[i];
+    if (grads[i] && !(p = adamw(&s, param[i], grads[i]))) return false;
+    if (!p && !(p = ir_param(&s.b, i, &pt->items[i], g->loc))) return false;
+    if (!ema(&s, p, pt->items[i].name)) return false;
+  }
+  if (!ir_prune(a, g) || !ir_verify(d, g)) return false;
+  Graph **entries = arena_grow(a, ir->entries, (size_t)ir->nentries, (size_t)ir->nentries + 1, sizeof *entries);
+  if (!entries) return false;
+  entries[ir->nentries++] = g;
+  ir->entries = entries;
+  return true;
+}

@@ -1,0 +1,431 @@
+/* train_sit.c: `irepa-run train`, REPA / iREPA training of a SiT
+ * (spec/training.md §3) with the compiled training step. The loop: take a
+ * batch from the loader thread, compute the encoder's targets, run one
+ * step, log, checkpoint. Everything a step depends on is in a checkpoint
+ * or a function of (seed, step), so a resumed run repeats a straight one
+ * bit for bit (docs/training.md). */
+#include "train_cmd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "idx.h"
+#include "loader.h"
+#include "safetensors.h"
+#include "tbevents.h"
+#include "train_config.h"
+#include "trainer.h"
+
+enum { PATH_BYTES = 4200 }; /* two options of TC_STR_MAX and a file name */
+
+typedef struct {
+  TrainConfig c;
+  char run_dir[2 * TC_STR_MAX + 8];
+  bool repa;
+  double proj_coeff;
+  Trainer model, encoder;
+  int64_t enc_width, enc_tokens;
+  Tensor *images, *labels;
+  FILE *log;
+  TbWriter *tb;
+} Run;
+
+/* ---- the model ---------------------------------------------------------- */
+
+static char *sit_source(const Run *r, int64_t channels, int64_t side) {
+  const TrainConfig *c = &r->c;
+  char z[64] = "[]";
+  if (r->repa) snprintf(z, sizeof z, "[%lld]", (long long)r->enc_width);
+  char *s = NULL;
+  int n = asprintf(&s,
+                   "import \"sit.irg\";\n"
+                   "model = SiT(model = \"%s\", input_size = %lld, in_channels = %lld, num_classes = %lld,\n"
+                   "            class_dropout_prob = %.17g, encoder_depth = %lld, z_dims = %s, projector_dim = %lld,\n"
+                   "            projection_layer_type = \"%s\", proj_kernel_size = %lld, spnorm_method = \"%s\",\n"
+                   "            zscore_alpha = %.17g, path_type = \"%s\", weighting = \"%s\");\n",
+                   c->model, (long long)side, (long long)channels, (long long)c->num_classes, 0.1,
+                   (long long)c->encoder_depth, z, (long long)c->projector_dim, c->projection_layer_type,
+                   (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha, c->path_type,
+                   c->weighting);
+  return n < 0 ? NULL : s;
+}
+
+static char *read_text(const char *path, RtError *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    rt_fail(err, "%s: %s", path, strerror(errno));
+    return NULL;
+  }
+  char *buf = NULL;
+  size_t len = 0, cap = 0, k;
+  char chunk[65536];
+  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (len + k + 1 > cap) {
+      cap = (len + k + 1) * 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) break;
+      buf = nb;
+    }
+    memcpy(buf + len, chunk, k);
+    len += k;
+  }
+  fclose(f);
+  if (buf) buf[len] = '\0';
+  else rt_fail(err, "%s: empty or unreadable", path);
+  return buf;
+}
+
+bool train_encoder_program(Trainer *t, const char *backend, RtError *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/encoders/fmnist_vit.irg", trainer_models_dir());
+  char *src = read_text(path, err);
+  static const char *const keep[] = {"loss", "features", "pooled", "logits"};
+  bool ok = src && trainer_compile(t, path, src, "loss", keep, 4, backend, err);
+  free(src);
+  return ok;
+}
+
+bool train_load_weights(Trainer *t, const char *path, RtError *err) {
+  StFile *f = st_open(path, err);
+  if (!f) return false;
+  const TensorList *w = st_tensors(f);
+  bool ok = true;
+  for (int i = 0; ok && i < t->params.n; i++) {
+    Tensor *x = t->params.items[i];
+    const Tensor *y = tensorlist_find(w, x->name);
+    ok = y && y->nbytes == x->nbytes && y->dtype == x->dtype
+             ? true : rt_fail(err, "%s: no tensor '%s' of %zu bytes: weights of another model?", path, x->name, x->nbytes);
+    if (ok) memcpy(x->data, y->data, x->nbytes);
+  }
+  st_close(f);
+  return ok;
+}
+
+const char *train_default_encoder_path(const char *output_dir, char *buf, size_t size) {
+  snprintf(buf, size, "%s/encoders/fmnist-vit.safetensors", output_dir);
+  return buf;
+}
+
+static bool setup_encoder(Run *r, RtError *err) {
+  const TrainConfig *c = &r->c;
+  if (strcmp(c->enc_type, "fmnist-vit"))
+    return rt_fail(err, "--enc-type %s: only fmnist-vit (the Fashion-MNIST encoder) is available so far", c->enc_type);
+  char def[PATH_BYTES];
+  const char *path = *c->encoder_weights ? c->encoder_weights : train_default_encoder_path(c->output_dir, def, sizeof def);
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return rt_fail(err, "encoder weights %s: %s (train them with: irepa-run train-encoder --output %s)", path,
+                   strerror(errno), path);
+  if (!train_encoder_program(&r->encoder, c->backend, err) || !trainer_init(&r->encoder, 0, err) ||
+      !train_load_weights(&r->encoder, path, err))
+    return false;
+  const XEntry *e = irx_entry(&r->encoder.prog, "features");
+  r->enc_tokens = e->outputs[0].shape.d[1].n;
+  r->enc_width = e->outputs[0].shape.d[2].n;
+  fprintf(stderr, "train: encoder %s from %s: %lld tokens of width %lld\n", c->enc_type, path,
+          (long long)r->enc_tokens, (long long)r->enc_width);
+  return true;
+}
+
+/* ---- the run folder ----------------------------------------------------- */
+
+static bool make_dir(const char *path, RtError *err) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return true;
+  return rt_fail(err, "cannot create %s: %s", path, strerror(errno));
+}
+
+static bool make_dirs(const char *path, RtError *err) {
+  char buf[PATH_BYTES];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (!make_dir(buf, err)) return false;
+      *p = '/';
+    }
+  return make_dir(buf, err);
+}
+
+static const char *path_in(const Run *r, const char *name, char *buf, size_t size) {
+  snprintf(buf, size, "%s/%s", r->run_dir, name);
+  return buf;
+}
+
+/* The largest step N with checkpoints/NNNNNNN.safetensors, or 0. */
+static int64_t latest_checkpoint(const Run *r) {
+  char dir[PATH_BYTES];
+  DIR *d = opendir(path_in(r, "checkpoints", dir, sizeof dir));
+  int64_t best = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    char *end;
+    long long n = strtoll(e->d_name, &end, 10);
+    if (end != e->d_name && !strcmp(end, ".safetensors") && n > best) best = n;
+  }
+  if (d) closedir(d);
+  return best;
+}
+
+static const char *checkpoint_path(const Run *r, int64_t step, char *buf, size_t size) {
+  snprintf(buf, size, "%s/checkpoints/%07lld.safetensors", r->run_dir, (long long)step);
+  return buf;
+}
+
+static bool exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* Refuses to write over an earlier run unless told to resume or overwrite;
+ * --overwrite removes only what a run writes. */
+static bool prepare_run_dir(Run *r, int64_t *resume_from, RtError *err) {
+  TrainConfig *c = &r->c;
+  char p[PATH_BYTES];
+  snprintf(r->run_dir, sizeof r->run_dir, "%s/%s", c->output_dir, c->exp_name);
+  bool earlier = exists(path_in(r, "config.yaml", p, sizeof p)) || exists(path_in(r, "log.jsonl", p, sizeof p)) ||
+                 latest_checkpoint(r) > 0;
+  *resume_from = 0;
+  if (c->resume || c->resume_step > 0) {
+    *resume_from = c->resume_step > 0 ? c->resume_step : latest_checkpoint(r);
+    if (c->resume && *resume_from == 0)
+      fprintf(stderr, "train: --resume: no checkpoint in %s/checkpoints; starting afresh\n", r->run_dir);
+    else if (!exists(checkpoint_path(r, *resume_from, p, sizeof p)))
+      return rt_fail(err, "--resume-step %lld: no checkpoint %s", (long long)*resume_from, p);
+  } else if (earlier && !c->overwrite) {
+    return rt_fail(err, "%s holds an earlier run; pass --resume to continue it or --overwrite to replace it",
+                   r->run_dir);
+  } else if (earlier) {
+    int64_t n;
+    while ((n = latest_checkpoint(r)) > 0) remove(checkpoint_path(r, n, p, sizeof p));
+    remove(path_in(r, "log.jsonl", p, sizeof p));
+  }
+  return make_dirs(r->run_dir, err) && make_dir(path_in(r, "checkpoints", p, sizeof p), err);
+}
+
+/* log.jsonl keeps the lines of steps up to `step`: a resumed run appends
+ * after them, so the file reads as one run. */
+static bool open_log(Run *r, int64_t step, RtError *err) {
+  char path[PATH_BYTES];
+  path_in(r, "log.jsonl", path, sizeof path);
+  FILE *old = step > 0 ? fopen(path, "r") : NULL;
+  char tmp[PATH_BYTES + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    if (old) fclose(old);
+    return rt_fail(err, "cannot write %s: %s", tmp, strerror(errno));
+  }
+  char line[4096];
+  while (old && fgets(line, sizeof line, old)) {
+    const char *s = strstr(line, "\"step\":");
+    if (s && strtoll(s + 7, NULL, 10) <= step) fputs(line, f);
+  }
+  if (old) fclose(old);
+  if (fflush(f) != 0 || rename(tmp, path) != 0) {
+    fclose(f);
+    return rt_fail(err, "cannot replace %s: %s", path, strerror(errno));
+  }
+  r->log = f;
+  char tb[PATH_BYTES];
+  snprintf(tb, sizeof tb, "%s/%s", r->run_dir, r->c.logging_dir);
+  return make_dirs(tb, err) && (r->tb = tb_open(tb, err)) != NULL;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static bool save(Run *r, int64_t step, RtError *err) {
+  char path[PATH_BYTES], seed[32];
+  snprintf(seed, sizeof seed, "%lld", (long long)r->c.seed);
+  char *yaml = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&yaml, &len);
+  bool ok = m && tc_write_yaml(&r->c, m, err);
+  if (m) fclose(m);
+  const char *meta[] = {"seed", seed, "config", yaml ? yaml : "", NULL};
+  ok = ok && trainer_save(&r->model, checkpoint_path(r, step, path, sizeof path), step, meta, err);
+  free(yaml);
+  if (ok) fprintf(stderr, "\ntrain: saved %s\n", path);
+  return ok;
+}
+
+static const char *const TERMS[] = {"loss", "denoising_loss", "proj_loss"};
+
+static bool log_step(Run *r, int64_t step, const double *out, double lr, double img_s, bool skipped, RtError *err) {
+  fprintf(r->log, "{\"step\": %lld, \"loss\": %.9g, \"denoising_loss\": %.9g, \"proj_loss\": %.9g, \"grad_norm\": %.9g, "
+                  "\"lr\": %.9g, \"img_per_s\": %.2f, \"skipped\": %s}\n",
+          (long long)step, out[0], out[1], out[2], out[3], lr, img_s, skipped ? "true" : "false");
+  fflush(r->log);
+  bool ok = true;
+  for (int i = 0; i < 3 && ok; i++) {
+    char tag[64];
+    snprintf(tag, sizeof tag, "loss/%s", TERMS[i]);
+    ok = tb_scalar(r->tb, tag, step, out[i], err);
+  }
+  return ok && tb_scalar(r->tb, "grad_norm", step, out[3], err) && tb_scalar(r->tb, "lr", step, lr, err) &&
+         tb_scalar(r->tb, "img_per_s", step, img_s, err);
+}
+
+static void progress(int64_t step, int64_t total, const double *out, double img_s, double eta) {
+  fprintf(stderr, "\rstep %lld/%lld  loss %.4f (denoise %.4f, proj %.4f)  grad %.3f  %.1f img/s  ETA %dm%02ds   ",
+          (long long)step, (long long)total, out[0], out[1], out[2], out[3], img_s, (int)(eta / 60),
+          (int)fmod(eta, 60));
+}
+
+/* The encoder's patch tokens of the batch: the alignment targets. */
+static bool targets(Run *r, Tensor *x, TensorList *batch, RtError *err) {
+  TensorList in = {0}, out = {0};
+  Tensor *view = tensor_view("x", x, err);
+  bool ok = view && tensorlist_add(&in, view, err) && trainer_run(&r->encoder, "features", &in, false, &out, err);
+  if (!view) return false;
+  tensorlist_free(&in);
+  if (!ok) {
+    tensorlist_free(&out);
+    return false;
+  }
+  Tensor *t = out.items[0];
+  free(t->name);
+  t->name = strdup("target");
+  out.n = 0;
+  tensorlist_free(&out);
+  return t->name && tensorlist_add(batch, t, err);
+}
+
+static bool check_finite(const Run *r, int64_t step, const double *out, bool *skipped, RtError *err) {
+  *skipped = false;
+  for (int i = 0; i < 4; i++)
+    if (!isfinite(out[i])) {
+      const char *what = i < 3 ? TERMS[i] : "grad_norm";
+      *skipped = true;
+      if (!strcmp(r->c.on_nan, "stop"))
+        return rt_fail(err, "step %lld: %s is %g; the step was not applied (--on-nan skip goes on)", (long long)step,
+                       what, out[i]);
+      fprintf(stderr, "\ntrain: step %lld: %s is %g; step skipped\n", (long long)step, what, out[i]);
+      return true;
+    }
+  return true;
+}
+
+static bool train_loop(Run *r, int64_t start, RtError *err) {
+  const TrainConfig *c = &r->c;
+  Loader *ld = loader_open(r->images, r->labels, "x0", "y", c->batch_size, (uint64_t)c->seed, start, err);
+  if (!ld) return false;
+  Hyper h = {c->learning_rate, c->adam_beta1, c->adam_beta2, c->adam_epsilon, c->adam_weight_decay, c->max_grad_norm,
+             c->ema_decay};
+  Tensor *coeff = NULL;
+  bool ok = true;
+  if (r->repa) {
+    coeff = tensor_new("proj_coeff", DT_F32, 0, NULL, err);
+    ok = coeff != NULL;
+    if (ok) tensor_set(coeff, 0, r->proj_coeff);
+  }
+  double t0 = now(), out[4];
+  for (int64_t step = start + 1; ok && step <= c->max_train_steps; step++) {
+    double ts = now();
+    Tensor *x, *y;
+    TensorList batch = {0};
+    ok = loader_next(ld, &x, &y, err);
+    /* the batch list borrows: views of the loader's tensors */
+    ok = ok && tensorlist_add(&batch, tensor_view("x0", x, err), err) && tensorlist_add(&batch, tensor_view("y", y, err), err);
+    if (ok && r->repa)
+      ok = targets(r, x, &batch, err) && tensorlist_add(&batch, tensor_view("proj_coeff", coeff, err), err);
+    ok = ok && trainer_step(&r->model, &batch, step, &h, trainer_step_seed((uint64_t)c->seed, step), out, err);
+    tensorlist_free(&batch);
+    bool skipped = false;
+    ok = ok && check_finite(r, step, out, &skipped, err);
+    double img_s = (double)c->batch_size / (now() - ts);
+    ok = ok && log_step(r, step, out, h.lr, img_s, skipped, err);
+    double rate = (double)(step - start) / (now() - t0);
+    progress(step, c->max_train_steps, out, img_s, (double)(c->max_train_steps - step) / rate);
+    if (ok && (step % c->checkpointing_steps == 0 || step == c->max_train_steps)) ok = save(r, step, err);
+  }
+  fputc('\n', stderr);
+  tensor_free(coeff);
+  loader_close(ld);
+  return ok;
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static bool check_supported(const TrainConfig *c, RtError *err) {
+  if (strcmp(c->dataset, "fashion-mnist"))
+    return rt_fail(err, "--dataset %s: only fashion-mnist is wired into train so far (docs/training.md)", c->dataset);
+  if (c->gradient_accumulation_steps != 1) return rt_fail(err, "--gradient-accumulation-steps: only 1 is supported");
+  if (c->ema_update_freq != 1) return rt_fail(err, "--ema-update-freq: only 1 is supported");
+  if (c->resolution != 32) return rt_fail(err, "--resolution %lld: Fashion-MNIST is 32 (28 padded)", (long long)c->resolution);
+  return true;
+}
+
+static void free_run(Run *r) {
+  trainer_free(&r->model);
+  trainer_free(&r->encoder);
+  tensor_free(r->images);
+  tensor_free(r->labels);
+  if (r->log) fclose(r->log);
+  tb_close(r->tb);
+}
+
+int train_command(int argc, char **argv) {
+  Run *r = calloc(1, sizeof *r);
+  RtError err = {{0}};
+  int64_t start = 0;
+  int coeffs = 0;
+  if (!r) return 1;
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      printf("usage: irepa-run train [options]   (kebab or snake case; --config FILE.yaml overwrites them)\n\n");
+      tc_print_help(stdout);
+      free(r);
+      return 0;
+    }
+  bool ok = tc_from_args(&r->c, argc, argv, NULL, &err) && tc_validate(&r->c, &err) && check_supported(&r->c, &err);
+  if (!ok) {
+    fprintf(stderr, "irepa-run train: error: %s\n", err.msg);
+    free(r);
+    return 2;
+  }
+  TrainConfig *c = &r->c;
+  tc_warn(c, stderr);
+  ok = tc_proj_coeffs(c, &r->proj_coeff, 1, &coeffs, &err);
+  r->repa = ok && c->repa_loss && r->proj_coeff != 0 && c->encoder_depth > 0;
+  train_set_threads((int)c->threads);
+  fprintf(stderr, "train: configuration\n");
+  tc_print(c, stderr);
+  ok = ok && prepare_run_dir(r, &start, &err);
+  char path[PATH_BYTES];
+  ok = ok && tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err);
+  ok = ok && fmnist_load(fmnist_dir(), "train", &r->images, &r->labels, &err);
+  ok = ok && (!r->repa || setup_encoder(r, &err));
+  char *src = ok ? sit_source(r, r->images->shape[1], r->images->shape[2]) : NULL;
+  ok = ok && src && trainer_compile(&r->model, "train.irg", src, "train_loss", NULL, 0, c->backend, &err);
+  free(src);
+  ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
+  if (ok) {
+    int64_t n = 0;
+    for (int i = 0; i < r->model.params.n; i++) n += tensor_numel(r->model.params.items[i]);
+    fprintf(stderr, "train: %s, %lld parameters, %s backend, %s; %lld images, batch %lld\n", c->model, (long long)n,
+            r->model.backend->name, r->repa ? "with alignment" : "no alignment (vanilla SiT)",
+            (long long)r->images->shape[0], (long long)c->batch_size);
+  }
+  if (ok && start > 0) {
+    int64_t done = 0;
+    ok = trainer_load(&r->model, checkpoint_path(r, start, path, sizeof path), &done, &err);
+    if (ok) fprintf(stderr, "train: resumed from %s (step %lld)\n", path, (long long)done);
+  }
+  ok = ok && open_log(r, start, &err);
+  ok = ok && train_loop(r, start, &err);
+  if (!ok) fprintf(stderr, "irepa-run train: error: %s\n", err.msg);
+  free_run(r);
+  free(r);
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,246 @@
+/* trainer.c: the shared core of the training commands (trainer.h). */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elab.h"
+#include "init.h"
+#include "optim.h"
+#include "parse.h"
+#include "safetensors.h"
+
+#ifndef IREPA_MODELS_DIR_DEFAULT
+#define IREPA_MODELS_DIR_DEFAULT "models"
+#endif
+
+static const char CHECKPOINT_FORMAT[] = "irepa-checkpoint-1";
+
+const char *trainer_models_dir(void) {
+  const char *d = getenv("IREPA_MODELS_DIR");
+  return d && *d ? d : IREPA_MODELS_DIR_DEFAULT;
+}
+
+uint64_t trainer_step_seed(uint64_t seed, int64_t step) {
+  uint64_t x = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull);
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+static bool keep_entry(const Graph *g, const char *const *keep, int nkeep) {
+  if (!strcmp(g->name, "train_step")) return true;
+  for (int i = 0; i < nkeep; i++)
+    if (!strcmp(g->name, keep[i])) return true;
+  return false;
+}
+
+/* .irg text to .irx bytes, in this process: the compiler is a library. */
+static bool compile_source(Trainer *t, const char *name, const char *source, const char *loss_entry,
+                           const char *const *keep, int nkeep, bool want_c, bool want_cuda, RtError *err) {
+  Arena a;
+  SourceSet sources = {0};
+  DiagList diags;
+  arena_init(&a);
+  diag_init(&diags, &a, &sources);
+  const char *dirs[1] = {trainer_models_dir()};
+  ParseOptions popt = {dirs, 1};
+  Program prog;
+  ElabOptions eopt = {NULL, false};
+  IrProgram ir;
+  CompiledProgram cp;
+  bool ok = irg_load_program_text(&a, &diags, name, source, strlen(source), &popt, &prog) &&
+            elab_program(&a, &diags, &prog, &eopt, &ir) && optim_add_train_step(&a, &diags, &ir, loss_entry);
+  if (ok) {
+    int n = 0;
+    for (int i = 0; i < ir.nentries; i++)
+      if (keep_entry(ir.entries[i], keep, nkeep)) ir.entries[n++] = ir.entries[i];
+    ir.nentries = n;
+    CompileOptions copt = {false, want_c, want_cuda};
+    ok = program_compile(&a, &diags, &ir, &copt, &cp);
+  }
+  if (!ok) {
+    diag_print(stderr, &diags);
+    arena_free(&a);
+    return rt_fail(err, "%s: the model does not compile (models from %s)", name, trainer_models_dir());
+  }
+  IrxMeta meta = {name, 0, NULL, 0};
+  unsigned char *bytes = NULL;
+  ok = irx_serialize(&cp, &meta, &bytes, &t->irx_len, err) && irx_parse(bytes, t->irx_len, name, &t->prog, err);
+  t->irx = (char *)bytes;
+  arena_free(&a);
+  return ok;
+}
+
+bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
+                     const char *const *keep, int nkeep, const char *backend, RtError *err) {
+  memset(t, 0, sizeof *t);
+  if (!strcmp(backend, "interp"))
+    return rt_fail(err, "training runs compiled kernels: --backend c, cuda, cuda-emu or auto, not interp");
+  if (!(t->backend = backend_open(backend, err))) return false;
+  bool c = !strcmp(t->backend->name, "c"), cuda = !c;
+  if (!compile_source(t, name, source, loss_entry, keep, nkeep, c, cuda, err)) return false;
+  t->step = irx_entry(&t->prog, "train_step");
+  for (int i = 0; t->step && i < t->step->noutputs; i++)
+    if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
+  return t->step && t->nloss > 0 ? true : rt_fail(err, "%s: no training step in the compiled program", name);
+}
+
+static Tensor *new_tensor(const char *name, const XTensor *like, RtError *err) {
+  int64_t shape[IR_MAX_RANK];
+  for (int k = 0; k < like->shape.rank; k++) shape[k] = like->shape.d[k].n;
+  return tensor_new(name, like->dtype, like->shape.rank, shape, err);
+}
+
+static bool add(TensorList *l, Tensor *x, RtError *err) {
+  if (x && tensorlist_add(l, x, err)) return true;
+  tensor_free(x);
+  return false;
+}
+
+static bool is_state(const char *name) {
+  if (!strncmp(name, "exp_avg.", 8) || !strncmp(name, "exp_avg_sq.", 11) || !strncmp(name, "ema.", 4)) return true;
+  for (int i = 0; i < OPTIM_NSCALARS; i++)
+    if (!strcmp(name, optim_scalar_inputs[i])) return true;
+  return false;
+}
+
+bool trainer_init(Trainer *t, uint64_t seed, RtError *err) {
+  const ParamTable *pt = &t->prog.params;
+  for (int i = 0; i < pt->n; i++) {
+    const ParamInfo *p = &pt->items[i];
+    int64_t shape[IR_MAX_RANK];
+    for (int k = 0; k < p->shape.rank; k++) shape[k] = p->shape.d[k].n;
+    Tensor *x = tensor_new(p->name, p->dtype, p->shape.rank, shape, err);
+    if (!add(&t->params, x, err) || !init_param(x, p, seed, err)) return false;
+  }
+  const XEntry *e = t->step;
+  for (int i = 0; i < e->ninputs; i++) {
+    const char *name = e->inputs[i].name;
+    if (!is_state(name)) continue;
+    Tensor *x = new_tensor(name, &e->inputs[i], err);
+    if (!add(&t->state, x, err)) return false;
+    if (!strncmp(name, "ema.", 4)) memcpy(x->data, tensorlist_find(&t->params, name + 4)->data, x->nbytes);
+  }
+  return true;
+}
+
+static void set_scalar(Trainer *t, const char *name, double v) { tensor_set(tensorlist_find(&t->state, name), 0, v); }
+
+/* A list that borrows the tensors of a and b. */
+static bool join(const TensorList *a, const TensorList *b, TensorList *out, RtError *err) {
+  out->n = 0;
+  out->cap = a->n + b->n;
+  out->items = malloc(sizeof(Tensor *) * (size_t)(out->cap + 1));
+  if (!out->items) return rt_fail(err, "out of memory");
+  for (int i = 0; i < a->n; i++) out->items[out->n++] = a->items[i];
+  for (int i = 0; i < b->n; i++) out->items[out->n++] = b->items[i];
+  return true;
+}
+
+bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
+                  RtError *err) {
+  set_scalar(t, "lr", h->lr);
+  set_scalar(t, "step", (double)step);
+  set_scalar(t, "beta1", h->beta1);
+  set_scalar(t, "beta2", h->beta2);
+  set_scalar(t, "eps", h->eps);
+  set_scalar(t, "weight_decay", h->weight_decay);
+  set_scalar(t, "max_grad_norm", h->max_grad_norm);
+  set_scalar(t, "ema_decay", h->ema_decay);
+  TensorList inputs, outs = {0};
+  if (!join(batch, &t->state, &inputs, err)) return false;
+  ExecOptions eopt = {seed};
+  bool ok = exec_run(t->backend, &t->prog, t->step, &t->params, &inputs, &eopt, &outs, err);
+  free(inputs.items);
+  for (int i = 0; ok && i <= t->nloss; i++) out[i] = tensor_get(outs.items[i], 0);
+  tensorlist_free(&outs);
+  return ok;
+}
+
+bool trainer_run(Trainer *t, const char *entry, const TensorList *inputs, bool ema, TensorList *out, RtError *err) {
+  const XEntry *e = irx_entry(&t->prog, entry);
+  if (!e) return rt_fail(err, "the compiled program has no entry '%s'", entry);
+  ExecOptions eopt = {0};
+  if (!ema) return exec_run(t->backend, &t->prog, e, &t->params, inputs, &eopt, out, err);
+  TensorList view = {0};
+  bool ok = true;
+  for (int i = 0; ok && i < t->params.n; i++) {
+    char name[512];
+    snprintf(name, sizeof name, "ema.%s", t->params.items[i]->name);
+    const Tensor *x = tensorlist_find(&t->state, name);
+    ok = add(&view, tensor_view(t->params.items[i]->name, x ? x : t->params.items[i], err), err);
+  }
+  ok = ok && exec_run(t->backend, &t->prog, e, &view, inputs, &eopt, out, err);
+  tensorlist_free(&view);
+  return ok;
+}
+
+bool trainer_save(const Trainer *t, const char *path, int64_t step, const char *const *meta, RtError *err) {
+  int n = 0, nmeta = 0;
+  while (meta && meta[nmeta]) nmeta++;
+  Tensor **all = malloc(sizeof(Tensor *) * (size_t)(t->params.n + t->state.n + 1));
+  const char **m = malloc(sizeof(char *) * (size_t)(nmeta + 5));
+  if (!all || !m) {
+    free(all);
+    free((void *)m);
+    return rt_fail(err, "out of memory");
+  }
+  for (int i = 0; i < t->params.n; i++) all[n++] = t->params.items[i];
+  for (int i = 0; i < t->state.n; i++)
+    if (t->state.items[i]->rank > 0) all[n++] = t->state.items[i];
+  char steps[32];
+  snprintf(steps, sizeof steps, "%lld", (long long)step);
+  m[0] = "format", m[1] = CHECKPOINT_FORMAT, m[2] = "step", m[3] = steps;
+  for (int i = 0; i < nmeta; i++) m[4 + i] = meta[i];
+  m[4 + nmeta] = NULL;
+  bool ok = st_write(path, all, n, m, err);
+  free(all);
+  free((void *)m);
+  return ok;
+}
+
+static bool restore(TensorList *l, const TensorList *from, const char *path, RtError *err) {
+  for (int i = 0; i < l->n; i++) {
+    Tensor *x = l->items[i];
+    if (x->rank == 0) continue; /* the scalars are set every step */
+    const Tensor *y = tensorlist_find(from, x->name);
+    if (!y) return rt_fail(err, "%s: no tensor '%s': a checkpoint of another model?", path, x->name);
+    bool same = y->dtype == x->dtype && y->rank == x->rank && y->nbytes == x->nbytes;
+    for (int k = 0; same && k < x->rank; k++) same = y->shape[k] == x->shape[k];
+    if (!same) {
+      char want[128], have[128];
+      return rt_fail(err, "%s: tensor '%s' is %s, the model's is %s: a checkpoint of another model?", path, x->name,
+                     tensor_type_str(y, have, sizeof have), tensor_type_str(x, want, sizeof want));
+    }
+    memcpy(x->data, y->data, x->nbytes);
+  }
+  return true;
+}
+
+bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err) {
+  StFile *f = st_open(path, err);
+  if (!f) return false;
+  const char *format = st_metadata(f, "format"), *steps = st_metadata(f, "step");
+  char *end = NULL;
+  long long n = steps ? strtoll(steps, &end, 10) : -1;
+  bool ok = format && !strcmp(format, CHECKPOINT_FORMAT)
+                ? true : rt_fail(err, "%s: not an irepa checkpoint (metadata format is not %s)", path, CHECKPOINT_FORMAT);
+  ok = ok && (n >= 0 && end && !*end ? true : rt_fail(err, "%s: bad step '%s' in the metadata", path, steps ? steps : ""));
+  ok = ok && restore(&t->params, st_tensors(f), path, err) && restore(&t->state, st_tensors(f), path, err);
+  if (ok) *step = n;
+  st_close(f);
+  return ok;
+}
+
+void trainer_free(Trainer *t) {
+  tensorlist_free(&t->params);
+  tensorlist_free(&t->state);
+  irx_free(&t->prog);
+  free(t->irx);
+  backend_close(t->backend);
+  memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,55 @@
+/* trainer.h: what every training command shares: a model compiled from
+ * .irg text with its training step (compiler/optim.h), the weights and
+ * the optimiser state, one step at a time, and checkpoints. The commands
+ * (train_sit.c, train_encoder.c) add data, logging and their loops. */
+#ifndef IREPA_TRAINER_H
+#define IREPA_TRAINER_H
+
+#include "exec.h"
+
+typedef struct {
+  double lr, beta1, beta2, eps, weight_decay, max_grad_norm, ema_decay;
+} Hyper;
+
+typedef struct {
+  XProgram prog;
+  const XEntry *step;   /* train_step */
+  Backend *backend;
+  TensorList params;    /* the weights, by parameter table name */
+  TensorList state;     /* exp_avg.*, exp_avg_sq.*, ema.* and the step's scalars */
+  int nloss;            /* outputs of the loss entry, before grad_norm */
+  char *irx;            /* the program's bytes, kept for the run folder */
+  size_t irx_len;
+} Trainer;
+
+/* Where `import "sit.irg"` finds the models: $IREPA_MODELS_DIR, else the
+ * source tree's models/ this binary was built from. */
+const char *trainer_models_dir(void);
+
+/* Compiles `source` (named `name` in messages) with the training step of
+ * `loss_entry`, keeping that step and the entries listed in `keep`, for
+ * backend `backend` (c, cuda, cuda-emu or auto), and opens the backend. */
+bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
+                     const char *const *keep, int nkeep, const char *backend, RtError *err);
+/* Weights by their init rules from `seed`, zero moments, EMA = weights. */
+bool trainer_init(Trainer *t, uint64_t seed, RtError *err);
+/* One step: `batch` holds the loss entry's inputs; step counts from 1;
+ * `seed` keys the step's random ops. out[0..nloss-1] are the loss terms,
+ * out[nloss] the gradient norm. A non-finite loss or norm leaves the
+ * weights and moments as they were (optim.h). */
+bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
+                  RtError *err);
+/* Runs another entry on the weights (ema: on the EMA weights instead). */
+bool trainer_run(Trainer *t, const char *entry, const TensorList *inputs, bool ema, TensorList *out, RtError *err);
+/* Checkpoints: weights under their names, then the state, with metadata
+ * (NULL-terminated key, value pairs) plus format and step. Atomic. */
+bool trainer_save(const Trainer *t, const char *path, int64_t step, const char *const *meta, RtError *err);
+/* Restores weights and state from a checkpoint of the same model; *step
+ * is the steps done. */
+bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err);
+void trainer_free(Trainer *t);
+
+/* The seed of step `step` of a run seeded `seed` (SplitMix64 of both). */
+uint64_t trainer_step_seed(uint64_t seed, int64_t step);
+
+#endif
