@@ -29,7 +29,8 @@ expect 2 "unknown option '--bogus'" -- "$run" run "$model" --entry loss --bogus 
 expect 2 "needs --entry" -- "$run" run "$model" --out "$tmp/x"
 expect 2 "unknown backend 'gpu'" -- "$run" run "$model" --entry loss --backend gpu --out "$tmp/x"
 expect 2 "--params or --init, not both" -- "$run" run "$model" --entry loss --init --params "$golden" --out "$tmp/x"
-expect 2 "unknown command" -- "$run" train
+expect 2 "unknown command" -- "$run" fly
+expect 2 "exp-name is required" -- "$run" train
 
 # Bad data: exit 1 naming the thing, nothing written.
 expect 1 "give --params FILE or --init" -- "$run" run "$model" --entry loss --inputs "$golden" --out "$tmp/x"
