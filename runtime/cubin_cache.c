@@ -32,18 +32,6 @@ static bool read_cached(const char *path, void **data, size_t *size) {
   return true;
 }
 
-/* mkdir -p, mode 0700 for what it creates. */
-static bool make_dirs(const char *dir) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *p = path + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) return false;
-    *p = '/';
-  }
-  return mkdir(path, 0700) == 0 || errno == EEXIST;
-}
 
 bool rtc_compile_cached(const char *source, const char *name, const char *arch, void **cubin, size_t *size,
                         RtError *err) {
@@ -59,7 +47,7 @@ bool rtc_compile_cached(const char *source, const char *name, const char *arch, 
     if (read_cached(path, cubin, size)) return true;
   }
   if (!rtc_compile(source, name, arch, NULL, 0, cubin, size, err)) return false;
-  if (cache && make_dirs(cache)) {
+  if (cache && rt_make_dirs(cache, 0700, NULL)) {
     const void *chunks[1] = {*cubin};
     RtError ignored; /* a cache that cannot be written only costs time */
     (void)rt_write_atomic(path, chunks, size, 1, &ignored);

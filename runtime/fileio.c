@@ -88,3 +88,20 @@ bool rt_write_atomic(const char *path, const void *const *chunks, const size_t *
   free(tmp);
   return ok;
 }
+
+bool rt_make_dirs(const char *dir, int mode, RtError *err) {
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return rt_fail(err, "%s: path too long", dir);
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != 0) continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST)
+      return rt_fail(err, "cannot create directory %s: %s", path, strerror(errno));
+    *p = c;
+    if (!c) break;
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return rt_fail(err, "%s is not a directory", dir);
+  return true;
+}

@@ -1,5 +1,5 @@
 /* fileio.h: atomic file replacement, shared by every writer of the runtime
- * (safetensors, .irx programs). */
+ * (safetensors, .irx programs), and directory creation. */
 #ifndef IREPA_FILEIO_H
 #define IREPA_FILEIO_H
 
@@ -8,5 +8,10 @@
 /* Writes the n chunks, in order, to path: all of them or, on failure,
  * nothing (path keeps its old contents and permissions). */
 bool rt_write_atomic(const char *path, const void *const *chunks, const size_t *sizes, int n, RtError *err);
+
+/* mkdir -p: dir and its missing parents, created with `mode`; false with
+ * the failing path and the reason, also when dir exists but is not a
+ * directory. */
+bool rt_make_dirs(const char *dir, int mode, RtError *err);
 
 #endif

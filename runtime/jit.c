@@ -4,6 +4,8 @@
  * under a temporary name that is renamed into place once complete. */
 #include "jit.h"
 
+#include "fileio.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,23 +53,6 @@ const char *jit_cache_dir(char *buf, size_t size) {
   return fit(buf, size, snprintf(buf, size, "%s/.cache/irepa", dir));
 }
 
-static bool mkdir_p(const char *dir, RtError *err) {
-  char path[JIT_PATH_MAX], ebuf[128];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *p = path + 1;; p++) {
-    if (*p != '/' && *p != 0) continue;
-    char c = *p;
-    *p = 0;
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-      return rt_fail(err, "jit: cannot create cache directory %s: %s", path,
-                     strerror_r(errno, ebuf, sizeof ebuf));
-    *p = c;
-    if (!c) break;
-  }
-  struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return rt_fail(err, "jit: %s is not a directory", dir);
-  return true;
-}
 
 /* ------------------------------------------------------------------ */
 /* Keys: FNV-1a over every input, each string with its NUL as separator */
@@ -287,7 +272,7 @@ static JitModule *load(JitLang lang, const char *source, RtError *err) {
   cache_key(lang, &cmd, source, p.key);
   if (!key_path(&p, ".so", false, p.so, err)) goto done;
   if ((m = open_cached(&p, err))) goto done;
-  if (!mkdir_p(p.dir, err) || !compile(lang, &cmd, source, &p, err)) goto done;
+  if (!rt_make_dirs(p.dir, 0700, err) || !compile(lang, &cmd, source, &p, err)) goto done;
   void *h = open_object(p.so);
   if (!h) rt_fail(err, "jit: cannot load %s: %s", p.so, dlerror());
   else m = module_new(h, p.so, err);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
+
 enum { SLOTS = 3 };
 
 typedef struct {
@@ -28,18 +30,11 @@ struct Loader {
   pthread_cond_t cv;
 };
 
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t x = (*s += 0x9E3779B97F4A7C15ull);
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 static void permute(Loader *l, int64_t epoch) {
   uint64_t s = l->seed * 0x100000001B3ull ^ (uint64_t)epoch * 0xD1B54A32D192ED03ull;
   for (int64_t i = 0; i < l->n; i++) l->perm[i] = i;
   for (int64_t i = l->n - 1; i > 0; i--) {
-    int64_t j = (int64_t)(splitmix(&s) % (uint64_t)(i + 1));
+    int64_t j = (int64_t)(rng_splitmix64(&s) % (uint64_t)(i + 1));
     int64_t t = l->perm[i];
     l->perm[i] = l->perm[j], l->perm[j] = t;
   }

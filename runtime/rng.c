@@ -108,3 +108,10 @@ void rng_fill_normal_f64(double *out, size_t n, uint64_t seed, uint64_t stream, 
 }
 
 uint64_t rng_fnv1a64(const char *s) { return fnv1a64_update(FNV1A64_INIT, s, strlen(s)); }
+
+uint64_t rng_splitmix64(uint64_t *state) {
+  uint64_t x = (*state += 0x9E3779B97F4A7C15ull);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}

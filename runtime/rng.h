@@ -42,4 +42,8 @@ void rng_fill_normal_f64(double *out, size_t n, uint64_t seed, uint64_t stream, 
 /* 64-bit FNV-1a of a string's bytes: turns a name into a stream id. */
 uint64_t rng_fnv1a64(const char *s);
 
+/* SplitMix64: advances *state and returns the next 64 bits; for keys
+ * derived from seeds (a step's seed, an epoch's shuffle). */
+uint64_t rng_splitmix64(uint64_t *state);
+
 #endif

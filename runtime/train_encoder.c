@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "idx.h"
 #include "loader.h"
 #include "safetensors.h"
@@ -196,18 +197,13 @@ int train_encoder_command(int argc, char **argv) {
   if (ok) {
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) {
-      *slash = '\0';
-      /* the parent folders, one level at a time */
-      for (char *p = dir + 1; *p; p++)
-        if (*p == '/') *p = '\0', mkdir(dir, 0777), *p = '/';
-      mkdir(dir, 0777);
-    }
+    if (slash) *slash = '\0';
+    ok = !slash || rt_make_dirs(dir, 0777, &err);
     char accs[32];
     snprintf(accs, sizeof accs, "%.4f", acc);
     const char *meta[] = {"format", "irepa-encoder-1", "model", "models/encoders/fmnist_vit.irg", "test_accuracy", accs,
                           NULL};
-    ok = st_write(path, t.params.items, t.params.n, meta, &err);
+    ok = ok && st_write(path, t.params.items, t.params.n, meta, &err);
   }
   if (ok)
     printf("train-encoder: test accuracy %.2f%% (loss %.4f) on 10,000 images; %.0f s; wrote %s\n", 100 * acc,

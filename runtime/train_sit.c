@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fileio.h"
 #include "idx.h"
 #include "loader.h"
 #include "safetensors.h"
@@ -135,23 +136,6 @@ static bool setup_encoder(Run *r, RtError *err) {
 
 /* ---- the run folder ----------------------------------------------------- */
 
-static bool make_dir(const char *path, RtError *err) {
-  if (mkdir(path, 0777) == 0 || errno == EEXIST) return true;
-  return rt_fail(err, "cannot create %s: %s", path, strerror(errno));
-}
-
-static bool make_dirs(const char *path, RtError *err) {
-  char buf[PATH_BYTES];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (!make_dir(buf, err)) return false;
-      *p = '/';
-    }
-  return make_dir(buf, err);
-}
-
 static const char *path_in(const Run *r, const char *name, char *buf, size_t size) {
   snprintf(buf, size, "%s/%s", r->run_dir, name);
   return buf;
@@ -204,7 +188,7 @@ static bool prepare_run_dir(Run *r, int64_t *resume_from, RtError *err) {
     while ((n = latest_checkpoint(r)) > 0) remove(checkpoint_path(r, n, p, sizeof p));
     remove(path_in(r, "log.jsonl", p, sizeof p));
   }
-  return make_dirs(r->run_dir, err) && make_dir(path_in(r, "checkpoints", p, sizeof p), err);
+  return rt_make_dirs(path_in(r, "checkpoints", p, sizeof p), 0777, err);
 }
 
 /* log.jsonl keeps the lines of steps up to `step`: a resumed run appends
@@ -233,7 +217,7 @@ static bool open_log(Run *r, int64_t step, RtError *err) {
   r->log = f;
   char tb[PATH_BYTES];
   snprintf(tb, sizeof tb, "%s/%s", r->run_dir, r->c.logging_dir);
-  return make_dirs(tb, err) && (r->tb = tb_open(tb, err)) != NULL;
+  return rt_make_dirs(tb, 0777, err) && (r->tb = tb_open(tb, err)) != NULL;
 }
 
 /* ---- the loop ----------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "init.h"
 #include "optim.h"
 #include "parse.h"
+#include "rng.h"
 #include "safetensors.h"
 
 #ifndef IREPA_MODELS_DIR_DEFAULT
@@ -24,11 +25,8 @@ const char *trainer_models_dir(void) {
 }
 
 uint64_t trainer_step_seed(uint64_t seed, int64_t step) {
-  uint64_t x = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull);
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+  uint64_t state = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ull);
+  return rng_splitmix64(&state);
 }
 
 static bool keep_entry(const Graph *g, const char *const *keep, int nkeep) {
