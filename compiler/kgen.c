@@ -182,7 +182,7 @@ static const char *unary_expr(KGen *g, const Node *n, const char *x) {
   case OP_LOG: return arena_printf(g->a, "log%s(%s)", sfx, x);
   case OP_SIN: return arena_printf(g->a, "sin%s(%s)", sfx, x);
   case OP_COS: return arena_printf(g->a, "cos%s(%s)", sfx, x);
-  case OP_TANH: return arena_printf(g->a, "tanh%s(%s)", sfx, x);
+  case OP_TANH: return arena_printf(g->a, f ? "irepa_tanhf(%s)" : "tanh(%s)", x);
   case OP_SQRT: return arena_printf(g->a, "sqrt%s(%s)", sfx, x);
   case OP_RSQRT: return arena_printf(g->a, "%s / sqrt%s(%s)", f ? "1.0f" : "1.0", sfx, x);
   case OP_ABS: return arena_printf(g->a, "fabs%s(%s)", sfx, x);

@@ -1,7 +1,13 @@
 /* backend_host.c: the two backends that run on the CPU, in host memory:
  * "c" (the C kernels) and "cuda-emu" (the CUDA kernels through the
- * emulation header). Both do GEMMs with OpenBLAS's cblas. */
+ * emulation header). Both do GEMMs with OpenBLAS's cblas.
+ *
+ * One thread pool: OpenBLAS is kept single-threaded and GEMMs are split
+ * over OpenMP threads here, like the kernels. Two pools (OpenBLAS's
+ * pthreads and OpenMP's) spin against each other on few cores, which cost
+ * a third of the step time on 2 cores. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +21,9 @@ typedef struct {
   const char *source;  /* the text mod was built from */
   char *source_copy;
   int status;
+  void *arena;         /* kept between runs: a fresh one faults in every page */
+  size_t arena_bytes;
+  bool arena_busy;
 } HostBackend;
 
 typedef void (*CKernelFn)(void *const *args, long long batch, unsigned long long seed, int *status);
@@ -45,14 +54,28 @@ static bool host_prepare(Backend *b, const XProgram *p, RtError *err) {
 }
 
 static bool host_alloc(Backend *b, size_t bytes, void **p, RtError *err) {
-  (void)b;
-  *p = aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-  return *p || rt_fail(err, "out of memory: %zu bytes for the arena", bytes);
+  HostBackend *h = (HostBackend *)b;
+  size_t size = (bytes + 255) / 256 * 256 + 256;
+  if (!h->arena_busy && h->arena && h->arena_bytes >= size) {
+    h->arena_busy = true;
+    *p = h->arena;
+    return true;
+  }
+  *p = aligned_alloc(256, size);
+  if (!*p) return rt_fail(err, "out of memory: %zu bytes for the arena", bytes);
+  if (!h->arena_busy) { /* the larger block becomes the kept one */
+    free(h->arena);
+    h->arena = *p, h->arena_bytes = size, h->arena_busy = true;
+  }
+  return true;
 }
 
 static void host_release(Backend *b, void *p) {
-  (void)b;
-  free(p);
+  HostBackend *h = (HostBackend *)b;
+  if (p && p == h->arena)
+    h->arena_busy = false;
+  else
+    free(p);
 }
 
 static bool host_copy(Backend *b, void *dst, const void *src, size_t bytes, RtError *err) {
@@ -79,14 +102,59 @@ static bool host_kernel(Backend *b, const XKernel *k, void *const *args, int64_t
   return jit_emu_check(h->mod, err);
 }
 
-/* Row-major C = op(A) op(B) per batch element, via cblas. When B is shared
- * by the whole batch and A's matrices are contiguous, the batch folds into
- * M: one large GEMM instead of many small ones. */
+/* One row-major GEMM C = op(A) op(B) of the batch, in fixed blocks. */
+typedef struct {
+  bool dbl;
+  enum CBLAS_TRANSPOSE ta, tb;
+  int64_t M, N, K, lda, ldb;
+} HostGemm;
+
+/* Rows [r0, r1) and columns [c0, c1) of C. */
+static void gemm_block(const HostGemm *g, const char *A, const char *B, char *C, int64_t r0, int64_t r1, int64_t c0,
+                       int64_t c1) {
+  size_t es = g->dbl ? sizeof(double) : sizeof(float);
+  A += (size_t)(g->ta == CblasTrans ? r0 : r0 * g->lda) * es;
+  B += (size_t)(g->tb == CblasTrans ? c0 * g->ldb : c0) * es;
+  C += (size_t)(r0 * g->N + c0) * es;
+  int m = (int)(r1 - r0), n = (int)(c1 - c0), k = (int)g->K, lda = (int)g->lda, ldb = (int)g->ldb, ldc = (int)g->N;
+  if (g->dbl)
+    cblas_dgemm(CblasRowMajor, g->ta, g->tb, m, n, k, 1.0, (const double *)A, lda, (const double *)B, ldb, 0.0,
+                (double *)C, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, m, n, k, 1.0f, (const float *)A, lda, (const float *)B, ldb, 0.0f,
+                (float *)C, ldc);
+}
+
+/* The blocks depend on the sizes only, never on the thread count, so the
+ * results do not either: up to 16 blocks of at least 2^20 multiply-adds,
+ * along the longer side of C. */
+enum { GEMM_MAX_BLOCKS = 16, GEMM_BLOCK_MIN_WORK = 1 << 20 };
+
+static void gemm_split(const HostGemm *g, const char *A, const char *B, char *C) {
+  double work = (double)g->M * (double)g->N * (double)g->K;
+  int64_t side = g->M >= g->N ? g->M : g->N, nb = (int64_t)(work / GEMM_BLOCK_MIN_WORK);
+  nb = nb < 1 ? 1 : nb > GEMM_MAX_BLOCKS ? GEMM_MAX_BLOCKS : nb;
+  int64_t step = ((side + nb - 1) / nb + 15) / 16 * 16; /* whole SIMD tiles */
+  nb = (side + step - 1) / step;
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (int64_t i = 0; i < nb; i++) {
+    int64_t lo = i * step, hi = lo + step < side ? lo + step : side;
+    if (g->M >= g->N)
+      gemm_block(g, A, B, C, lo, hi, 0, g->N);
+    else
+      gemm_block(g, A, B, C, 0, g->M, lo, hi);
+  }
+}
+
+/* Row-major C = op(A) op(B) per batch element. When B is shared by the
+ * whole batch and A's matrices are contiguous, the batch folds into M: one
+ * large GEMM instead of many small ones. Batches of several GEMMs run one
+ * GEMM per thread. */
 static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t batch, RtError *err) {
   (void)b;
   const GemmDesc *g = &k->gemm;
   int64_t M = dim_value(g->m, batch), N = dim_value(g->n, batch), K = dim_value(g->k, batch), count = 1;
-  int64_t idx[IR_MAX_RANK], dims[IR_MAX_RANK], as[IR_MAX_RANK], bs[IR_MAX_RANK];
+  int64_t dims[IR_MAX_RANK], as[IR_MAX_RANK], bs[IR_MAX_RANK];
   bool b_shared = true, a_packed = !g->ta;
   for (int j = g->batch_rank - 1; j >= 0; j--) {
     dims[j] = dim_value(g->batch[j], batch);
@@ -96,28 +164,28 @@ static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t b
     b_shared &= bs[j] == 0;
     count *= dims[j];
   }
-  const void *A = args[g->a_arg], *Bm = args[g->b_arg];
-  void *C = args[k->ninputs];
+  const char *A = args[g->a_arg], *Bm = args[g->b_arg];
+  char *C = args[k->ninputs];
   if (k->dtype != DT_F32 && k->dtype != DT_F64)
     return rt_fail(err, "kernel %s: GEMM on %s is not supported on the CPU", k->name, dtype_name(k->dtype));
-  bool dbl = k->dtype == DT_F64;
   if (b_shared && a_packed) M *= count, count = 1;
-  enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
-  int lda = (int)(g->ta ? M : K), ldb = (int)(g->tb ? K : N);
+  HostGemm hg = {k->dtype == DT_F64, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                 M, N, K, g->ta ? M : K, g->tb ? K : N};
+  size_t es = hg.dbl ? sizeof(double) : sizeof(float);
+  if (count == 1) {
+    gemm_split(&hg, A, Bm, C);
+    return true;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; i++) {
     int64_t oa = 0, ob = 0, rest = i;
     for (int j = g->batch_rank - 1; j >= 0; j--) {
-      idx[j] = rest % dims[j];
+      int64_t idx = rest % dims[j];
       rest /= dims[j];
-      oa += idx[j] * as[j];
-      ob += idx[j] * bs[j];
+      oa += idx * as[j];
+      ob += idx * bs[j];
     }
-    if (dbl)
-      cblas_dgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0, (const double *)A + oa, lda,
-                  (const double *)Bm + ob, ldb, 0.0, (double *)C + i * M * N, (int)N);
-    else
-      cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, (const float *)A + oa, lda,
-                  (const float *)Bm + ob, ldb, 0.0f, (float *)C + i * M * N, (int)N);
+    gemm_block(&hg, A + (size_t)oa * es, Bm + (size_t)ob * es, C + (size_t)(i * M * N) * es, 0, M, 0, N);
   }
   return true;
 }
@@ -135,6 +203,7 @@ static void host_destroy(Backend *b) {
   HostBackend *h = (HostBackend *)b;
   jit_unload(h->mod);
   free(h->source_copy);
+  free(h->arena);
   free(h);
 }
 
@@ -145,6 +214,7 @@ Backend *backend_host_open(bool emulate_cuda, RtError *err) {
     return NULL;
   }
   h->emulate = emulate_cuda;
+  openblas_set_num_threads(1); /* one thread pool: see the top of the file */
   h->base = (Backend){emulate_cuda ? "cuda-emu" : "c", true, host_prepare, host_alloc, host_release, host_copy,
                       host_copy, host_kernel, host_gemm, host_finish, host_destroy};
   return &h->base;

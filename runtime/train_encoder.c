@@ -5,9 +5,9 @@
  * the 10,000 test images, saved with the weights. */
 #include "train_cmd.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,12 +129,9 @@ static bool accuracy(Trainer *t, const Tensor *images, const Tensor *labels, dou
   return ok;
 }
 
+/* The kernels and the GEMMs share OpenMP's pool (backend_host.c). */
 void train_set_threads(int n) {
-  if (n <= 0) return;
-  char buf[32];
-  snprintf(buf, sizeof buf, "%d", n);
-  setenv("OMP_NUM_THREADS", buf, 1);
-  openblas_set_num_threads(n);
+  if (n > 0) omp_set_num_threads(n);
 }
 
 static bool train(const EncOptions *o, Trainer *t, const Tensor *images, const Tensor *labels, RtError *err) {

@@ -1,6 +1,6 @@
 /* c_ops.h: the compute ops of the C backend that are not GEMMs (those go
  * to BLAS through the runtime): convolutions (float, on common.h's
- * per-element gathers) and attention (double accumulators), parallel over
+ * per-element gathers) and attention (cblas for its products), parallel over
  * independent outputs with OpenMP.
  * Layouts: x[N,C,H,W], w[O,C,KH,KW], y[N,O,HO,WO]; attention operands are
  * [BH,T,D] (q), [BH,S,D] (k), [BH,S,Dv] (v), batch and heads flattened. */
@@ -17,95 +17,124 @@ IREPA_CONV_LOOP(irepa_conv2d, irepa_conv2d_at, d.N * d.O * d.HO * d.WO)
 IREPA_CONV_LOOP(irepa_conv2d_bwd_input, irepa_conv2d_bwd_input_at, d.N * d.C * d.H * d.W)
 IREPA_CONV_LOOP(irepa_conv2d_bwd_weight, irepa_conv2d_bwd_weight_at, d.O * d.C * d.KH * d.KW)
 
+/* tanh without a libm call, so that loops of it vectorise (libm's tanhf
+ * is a scalar call: a quarter of a small SiT's step went there). An odd
+ * Taylor polynomial to x^15 below |x| = 0.5, 1 - 2/(e^2|x| + 1) above;
+ * e^y by y = n ln2 + r and Cephes' expf polynomial, n rounded by the
+ * 1.5*2^23 trick since GCC will not vectorise a float-to-int conversion
+ * under a select. Within 2 ulp of tanh (checked
+ * against double tanh at every float in [-12, 12]); +-inf give +-1 and
+ * NaN stays NaN. */
+static inline float irepa_exp_reduced(float y) { /* 0 <= y <= 18 */
+  const float magic = 12582912.0f;
+  float t = y * 1.44269504f + magic, n = t - magic;
+  float r = y - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+             1.6666665459e-1f) * r + 5.0000001201e-1f;
+  int32_t bits;
+  float scale;
+  memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000 + 127) * (1 << 23);
+  memcpy(&scale, &bits, sizeof scale);
+  return (p * r * r + r + 1.0f) * scale;
+}
+
+static inline float irepa_tanhf(float x) {
+  float a = fabsf(x), z = x * x;
+  float small = x + x * z * (-1.0f / 3 + z * (2.0f / 15 + z * (-17.0f / 315 + z * (62.0f / 2835 + z * (-1382.0f / 155925
+                 + z * (21844.0f / 6081075 + z * (-929569.0f / 638512875)))))));
+  float big = 1.0f - 2.0f / (irepa_exp_reduced(2.0f * (a < 9.0f ? a : 9.0f)) + 1.0f);
+  big = a < 9.0f ? big : 1.0f;
+  float r = a < 0.5f ? small : x < 0 ? -big : big;
+  return x == x ? r : x;
+}
+
 typedef struct {
   idx_t BH, T, S, D, Dv;
   double scale;
 } irepa_attn_dims;
 
-/* Row t of softmax(q k^T scale) into p[0..S); returns nothing, p sums to 1. */
-static void irepa_attn_row(const float *q, const float *k, irepa_attn_dims d, double *p) {
-  double mx = -1.0 / 0.0, sum = 0;
-  for (idx_t j = 0; j < d.S; j++) {
-    double acc = 0;
-    for (idx_t e = 0; e < d.D; e++) acc += (double)q[e] * k[j * d.D + e];
-    p[j] = acc * d.scale;
-    if (p[j] > mx) mx = p[j];
-  }
-  for (idx_t j = 0; j < d.S; j++) sum += p[j] = exp(p[j] - mx);
-  for (idx_t j = 0; j < d.S; j++) p[j] /= sum;
+/* The kernels are loaded into irepa-run, which links OpenBLAS, so cblas
+ * resolves there; declared here so the run-time compile needs no headers.
+ * The runtime keeps OpenBLAS single-threaded: the parallelism is ours. */
+enum { IREPA_ROW_MAJOR = 101, IREPA_NO_TRANS = 111, IREPA_TRANS = 112 };
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+
+static void irepa_sgemm(int ta, int tb, idx_t m, idx_t n, idx_t k, float alpha, const float *a, const float *b,
+                        float *c) {
+  cblas_sgemm(IREPA_ROW_MAJOR, ta ? IREPA_TRANS : IREPA_NO_TRANS, tb ? IREPA_TRANS : IREPA_NO_TRANS, (int)m, (int)n,
+              (int)k, alpha, a, ta ? (int)m : (int)k, b, tb ? (int)k : (int)n, 0.0f, c, (int)n);
 }
 
+/* p[T,S] = softmax(q k^T scale) of one (batch, head), row by row; the row
+ * sums accumulate in double. */
+static void irepa_attn_probs(const float *q, const float *k, irepa_attn_dims d, float *p) {
+  irepa_sgemm(0, 1, d.T, d.S, d.D, (float)d.scale, q, k, p);
+  for (idx_t t = 0; t < d.T; t++) {
+    float *row = p + t * d.S, mx = row[0];
+    double sum = 0;
+    for (idx_t j = 1; j < d.S; j++) mx = row[j] > mx ? row[j] : mx;
+    for (idx_t j = 0; j < d.S; j++) sum += row[j] = expf(row[j] - mx);
+    const float inv = (float)(1.0 / sum);
+    for (idx_t j = 0; j < d.S; j++) row[j] *= inv;
+  }
+}
+
+/* One (batch, head) per iteration, with its T*S probabilities (and, in the
+ * backward, their gradient) in per-thread scratch. */
 static int irepa_attention(const float *q, const float *k, const float *v, float *o, irepa_attn_dims d) {
   int failed = 0;
 #pragma omp parallel reduction(| : failed)
   {
-    double *p = (double *)malloc(sizeof(double) * (size_t)(d.S + d.Dv));
+    float *p = (float *)malloc(sizeof(float) * (size_t)(d.T * d.S));
     if (!p) failed = 1;
-#pragma omp for collapse(2) schedule(static)
-    for (idx_t b = 0; b < d.BH; b++)
-      for (idx_t t = 0; t < d.T; t++) {
-        if (!p) continue;
-        const float *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
-        double *acc = p + d.S;
-        irepa_attn_row(q + (b * d.T + t) * d.D, kb, d, p);
-        for (idx_t e = 0; e < d.Dv; e++) acc[e] = 0;
-        for (idx_t j = 0; j < d.S; j++)
-          for (idx_t e = 0; e < d.Dv; e++) acc[e] += p[j] * vb[j * d.Dv + e];
-        for (idx_t e = 0; e < d.Dv; e++) o[(b * d.T + t) * d.Dv + e] = (float)acc[e];
-      }
+#pragma omp for schedule(static)
+    for (idx_t b = 0; b < d.BH; b++) {
+      if (!p) continue;
+      irepa_attn_probs(q + b * d.T * d.D, k + b * d.S * d.D, d, p);
+      irepa_sgemm(0, 0, d.T, d.Dv, d.S, 1.0f, p, v + b * d.S * d.Dv, o + b * d.T * d.Dv);
+    }
     free(p);
   }
   return failed;
 }
 
 /* Gradient of attention w.r.t. q (which 0), k (1) or v (2), given g = dL/do:
- *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)),  dq = dS k s,  dk = dS^T q s.
- * One (batch, head) per thread, with its P, dS and a double accumulator in
- * scratch (the C backend trades T*S memory per thread for simplicity).
- * Every inner loop runs along a contiguous row, so it vectorises. */
+ *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)) s,  dq = dS k,  dk = dS^T q.
+ * P is recomputed (each of the three is its own op). */
 static int irepa_attention_bwd(const float *q, const float *k, const float *v, const float *g, float *r,
                                irepa_attn_dims d, int which) {
   int failed = 0;
   idx_t rows = which == 0 ? d.T : d.S, width = which == 2 ? d.Dv : d.D;
-#pragma omp parallel for schedule(static) reduction(| : failed)
-  for (idx_t b = 0; b < d.BH; b++) {
-    double *P = (double *)malloc(sizeof(double) * (size_t)(2 * d.T * d.S + rows * width));
-    if (!P) {
-      failed = 1;
-      continue;
-    }
-    double *dS = P + d.T * d.S, *acc = dS + d.T * d.S;
-    const float *qb = q + b * d.T * d.D, *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
-    const float *gb = g + b * d.T * d.Dv;
-    for (idx_t i = 0; i < rows * width; i++) acc[i] = 0;
-    for (idx_t t = 0; t < d.T; t++) irepa_attn_row(qb + t * d.D, kb, d, P + t * d.S);
-    if (which == 2) {
-      for (idx_t t = 0; t < d.T; t++)
-        for (idx_t j = 0; j < d.S; j++) {
-          const double p = P[t * d.S + j];
-          for (idx_t e = 0; e < d.Dv; e++) acc[j * d.Dv + e] += p * gb[t * d.Dv + e];
-        }
-    } else {
-      for (idx_t t = 0; t < d.T; t++) {
-        double dot = 0;
-        for (idx_t j = 0; j < d.S; j++) {
-          double dp = 0;
-          for (idx_t e = 0; e < d.Dv; e++) dp += (double)gb[t * d.Dv + e] * vb[j * d.Dv + e];
-          dS[t * d.S + j] = dp;
-          dot += dp * P[t * d.S + j];
-        }
-        for (idx_t j = 0; j < d.S; j++) dS[t * d.S + j] = P[t * d.S + j] * (dS[t * d.S + j] - dot) * d.scale;
+#pragma omp parallel reduction(| : failed)
+  {
+    float *P = (float *)malloc(sizeof(float) * (size_t)(2 * d.T * d.S));
+    if (!P) failed = 1;
+#pragma omp for schedule(static)
+    for (idx_t b = 0; b < d.BH; b++) {
+      if (!P) continue;
+      float *dS = P + d.T * d.S, *rb = r + b * rows * width;
+      const float *qb = q + b * d.T * d.D, *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
+      const float *gb = g + b * d.T * d.Dv;
+      irepa_attn_probs(qb, kb, d, P);
+      if (which == 2) {
+        irepa_sgemm(1, 0, d.S, d.Dv, d.T, 1.0f, P, gb, rb);
+        continue;
       }
-      for (idx_t t = 0; t < d.T; t++)
-        for (idx_t j = 0; j < d.S; j++) {
-          const double ds = dS[t * d.S + j];
-          if (which == 0)
-            for (idx_t e = 0; e < d.D; e++) acc[t * d.D + e] += ds * kb[j * d.D + e];
-          else
-            for (idx_t e = 0; e < d.D; e++) acc[j * d.D + e] += ds * qb[t * d.D + e];
-        }
+      irepa_sgemm(0, 1, d.T, d.S, d.Dv, 1.0f, gb, vb, dS);
+      for (idx_t t = 0; t < d.T; t++) {
+        const float *p = P + t * d.S;
+        float *ds = dS + t * d.S;
+        double dot = 0;
+        for (idx_t j = 0; j < d.S; j++) dot += (double)ds[j] * p[j];
+        for (idx_t j = 0; j < d.S; j++) ds[j] = (float)(p[j] * (ds[j] - dot) * d.scale);
+      }
+      if (which == 0)
+        irepa_sgemm(0, 0, d.T, d.D, d.S, 1.0f, dS, kb, rb);
+      else
+        irepa_sgemm(1, 0, d.S, d.D, d.T, 1.0f, dS, qb, rb);
     }
-    for (idx_t i = 0; i < rows * width; i++) r[b * rows * width + i] = (float)acc[i];
     free(P);
   }
   return failed;

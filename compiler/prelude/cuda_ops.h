@@ -3,6 +3,9 @@
  * reduction helper must be called by all threads of the block (they
  * synchronise) and needs blockDim.x to be a multiple of 32.
  * Layouts are those of c_ops.h. */
+/* The C backend has its own vectorisable tanh; CUDA's is fast as it is. */
+IREPA_FN float irepa_tanhf(float x) { return tanhf(x); }
+
 /* Warp and block reductions for float and double, sum and max: every
  * thread gets the block's result. Warps reduce by shuffles, warp leaders
  * meet in shared memory, and each warp folds the leaders' values. */
