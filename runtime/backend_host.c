@@ -2,12 +2,12 @@
  * "c" (the C kernels) and "cuda-emu" (the CUDA kernels through the
  * emulation header). Both do GEMMs with OpenBLAS's cblas.
  *
- * One thread pool: OpenBLAS is kept single-threaded and GEMMs are split
- * over OpenMP threads here, like the kernels. Two pools (OpenBLAS's
- * pthreads and OpenMP's) spin against each other on few cores, which cost
- * a third of the step time on 2 cores. */
+ * One thread pool: OpenBLAS is kept single-threaded and the C backend's
+ * GEMMs are split over the module's OpenMP threads (irepa_gemm in
+ * prelude/c_ops.h), like its kernels. Two pools (OpenBLAS's pthreads and
+ * OpenMP's) spin against each other on few cores, which cost a third of
+ * the step time on 2 cores. The emulated CUDA backend calls cblas here. */
 #include <cblas.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,56 +102,28 @@ static bool host_kernel(Backend *b, const XKernel *k, void *const *args, int64_t
   return jit_emu_check(h->mod, err);
 }
 
-/* One row-major GEMM C = op(A) op(B) of the batch, in fixed blocks. */
-typedef struct {
-  bool dbl;
-  enum CBLAS_TRANSPOSE ta, tb;
-  int64_t M, N, K, lda, ldb;
-} HostGemm;
+typedef void (*GemmFn)(int dbl, int ta, int tb, int64_t m, int64_t n, int64_t k, const void *a, const void *b,
+                       void *c, int64_t count, const int64_t *a_off, const int64_t *b_off);
 
-/* Rows [r0, r1) and columns [c0, c1) of C. */
-static void gemm_block(const HostGemm *g, const char *A, const char *B, char *C, int64_t r0, int64_t r1, int64_t c0,
-                       int64_t c1) {
-  size_t es = g->dbl ? sizeof(double) : sizeof(float);
-  A += (size_t)(g->ta == CblasTrans ? r0 : r0 * g->lda) * es;
-  B += (size_t)(g->tb == CblasTrans ? c0 * g->ldb : c0) * es;
-  C += (size_t)(r0 * g->N + c0) * es;
-  int m = (int)(r1 - r0), n = (int)(c1 - c0), k = (int)g->K, lda = (int)g->lda, ldb = (int)g->ldb, ldc = (int)g->N;
-  if (g->dbl)
-    cblas_dgemm(CblasRowMajor, g->ta, g->tb, m, n, k, 1.0, (const double *)A, lda, (const double *)B, ldb, 0.0,
-                (double *)C, ldc);
-  else
-    cblas_sgemm(CblasRowMajor, g->ta, g->tb, m, n, k, 1.0f, (const float *)A, lda, (const float *)B, ldb, 0.0f,
-                (float *)C, ldc);
-}
-
-/* The blocks depend on the sizes only, never on the thread count, so the
- * results do not either: up to 16 blocks of at least 2^20 multiply-adds,
- * along the longer side of C. */
-enum { GEMM_MAX_BLOCKS = 16, GEMM_BLOCK_MIN_WORK = 1 << 20 };
-
-static void gemm_split(const HostGemm *g, const char *A, const char *B, char *C) {
-  double work = (double)g->M * (double)g->N * (double)g->K;
-  int64_t side = g->M >= g->N ? g->M : g->N, nb = (int64_t)(work / GEMM_BLOCK_MIN_WORK);
-  nb = nb < 1 ? 1 : nb > GEMM_MAX_BLOCKS ? GEMM_MAX_BLOCKS : nb;
-  int64_t step = ((side + nb - 1) / nb + 15) / 16 * 16; /* whole SIMD tiles */
-  nb = (side + step - 1) / step;
-#pragma omp parallel for schedule(static) if (nb > 1)
-  for (int64_t i = 0; i < nb; i++) {
-    int64_t lo = i * step, hi = lo + step < side ? lo + step : side;
-    if (g->M >= g->N)
-      gemm_block(g, A, B, C, lo, hi, 0, g->N);
+/* The emulated backend's GEMMs, one cblas call per product. */
+static void serial_gemm(int dbl, int ta, int tb, int64_t m, int64_t n, int64_t k, const void *a, const void *b,
+                        void *c, int64_t count, const int64_t *a_off, const int64_t *b_off) {
+  enum CBLAS_TRANSPOSE ota = ta ? CblasTrans : CblasNoTrans, otb = tb ? CblasTrans : CblasNoTrans;
+  int lda = (int)(ta ? m : k), ldb = (int)(tb ? k : n);
+  for (int64_t i = 0; i < count; i++)
+    if (dbl)
+      cblas_dgemm(CblasRowMajor, ota, otb, (int)m, (int)n, (int)k, 1.0, (const double *)a + a_off[i], lda,
+                  (const double *)b + b_off[i], ldb, 0.0, (double *)c + i * m * n, (int)n);
     else
-      gemm_block(g, A, B, C, 0, g->M, lo, hi);
-  }
+      cblas_sgemm(CblasRowMajor, ota, otb, (int)m, (int)n, (int)k, 1.0f, (const float *)a + a_off[i], lda,
+                  (const float *)b + b_off[i], ldb, 0.0f, (float *)c + i * m * n, (int)n);
 }
 
 /* Row-major C = op(A) op(B) per batch element. When B is shared by the
  * whole batch and A's matrices are contiguous, the batch folds into M: one
- * large GEMM instead of many small ones. Batches of several GEMMs run one
- * GEMM per thread. */
+ * large GEMM instead of many small ones. */
 static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t batch, RtError *err) {
-  (void)b;
+  HostBackend *h = (HostBackend *)b;
   const GemmDesc *g = &k->gemm;
   int64_t M = dim_value(g->m, batch), N = dim_value(g->n, batch), K = dim_value(g->k, batch), count = 1;
   int64_t dims[IR_MAX_RANK], as[IR_MAX_RANK], bs[IR_MAX_RANK];
@@ -164,29 +136,28 @@ static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t b
     b_shared &= bs[j] == 0;
     count *= dims[j];
   }
-  const char *A = args[g->a_arg], *Bm = args[g->b_arg];
-  char *C = args[k->ninputs];
   if (k->dtype != DT_F32 && k->dtype != DT_F64)
     return rt_fail(err, "kernel %s: GEMM on %s is not supported on the CPU", k->name, dtype_name(k->dtype));
   if (b_shared && a_packed) M *= count, count = 1;
-  HostGemm hg = {k->dtype == DT_F64, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
-                 M, N, K, g->ta ? M : K, g->tb ? K : N};
-  size_t es = hg.dbl ? sizeof(double) : sizeof(float);
-  if (count == 1) {
-    gemm_split(&hg, A, Bm, C);
-    return true;
+  GemmFn fn = h->emulate ? serial_gemm : (GemmFn)jit_symbol(h->mod, "irepa_gemm", err);
+  int64_t *off = malloc(sizeof(int64_t) * 2 * (size_t)count);
+  if (!fn || !off) {
+    free(off);
+    return fn ? rt_fail(err, "out of memory") : false;
   }
-#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; i++) {
-    int64_t oa = 0, ob = 0, rest = i;
+    int64_t rest = i;
+    off[i] = off[count + i] = 0;
     for (int j = g->batch_rank - 1; j >= 0; j--) {
       int64_t idx = rest % dims[j];
       rest /= dims[j];
-      oa += idx * as[j];
-      ob += idx * bs[j];
+      off[i] += idx * as[j];
+      off[count + i] += idx * bs[j];
     }
-    gemm_block(&hg, A + (size_t)oa * es, Bm + (size_t)ob * es, C + (size_t)(i * M * N) * es, 0, M, 0, N);
   }
+  fn(k->dtype == DT_F64, g->ta, g->tb, M, N, K, args[g->a_arg], args[g->b_arg], args[k->ninputs], count, off,
+     off + count);
+  free(off);
   return true;
 }
 

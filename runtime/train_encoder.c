@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,9 +128,13 @@ static bool accuracy(Trainer *t, const Tensor *images, const Tensor *labels, dou
   return ok;
 }
 
-/* The kernels and the GEMMs share OpenMP's pool (backend_host.c). */
+/* The kernels and the GEMMs share the kernel module's OpenMP pool
+ * (backend_host.c), which reads this when the first module loads. */
 void train_set_threads(int n) {
-  if (n > 0) omp_set_num_threads(n);
+  if (n <= 0) return;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%d", n);
+  setenv("OMP_NUM_THREADS", buf, 1);
 }
 
 static bool train(const EncOptions *o, Trainer *t, const Tensor *images, const Tensor *labels, RtError *err) {

@@ -56,15 +56,69 @@ typedef struct {
 
 /* The kernels are loaded into irepa-run, which links OpenBLAS, so cblas
  * resolves there; declared here so the run-time compile needs no headers.
- * The runtime keeps OpenBLAS single-threaded: the parallelism is ours. */
+ * The runtime keeps OpenBLAS single-threaded: the parallelism is the
+ * module's OpenMP pool, for the kernels and the GEMMs alike. */
 enum { IREPA_ROW_MAJOR = 101, IREPA_NO_TRANS = 111, IREPA_TRANS = 112 };
 void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
+void cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda,
+                 const double *b, int ldb, double beta, double *c, int ldc);
 
 static void irepa_sgemm(int ta, int tb, idx_t m, idx_t n, idx_t k, float alpha, const float *a, const float *b,
                         float *c) {
   cblas_sgemm(IREPA_ROW_MAJOR, ta ? IREPA_TRANS : IREPA_NO_TRANS, tb ? IREPA_TRANS : IREPA_NO_TRANS, (int)m, (int)n,
               (int)k, alpha, a, ta ? (int)m : (int)k, b, tb ? (int)k : (int)n, 0.0f, c, (int)n);
+}
+
+/* Rows [r0, r1) and columns [c0, c1) of the row-major C = op(A) op(B),
+ * whose full sizes are m, n, k. */
+static void irepa_gemm_block(int dbl, int ta, int tb, idx_t m, idx_t n, idx_t k, const char *a, const char *b,
+                             char *c, idx_t r0, idx_t r1, idx_t c0, idx_t c1) {
+  const idx_t lda = ta ? m : k, ldb = tb ? k : n;
+  const size_t es = dbl ? sizeof(double) : sizeof(float);
+  a += (size_t)(ta ? r0 : r0 * lda) * es;
+  b += (size_t)(tb ? c0 * ldb : c0) * es;
+  c += (size_t)(r0 * n + c0) * es;
+  const int ota = ta ? IREPA_TRANS : IREPA_NO_TRANS, otb = tb ? IREPA_TRANS : IREPA_NO_TRANS;
+  if (dbl)
+    cblas_dgemm(IREPA_ROW_MAJOR, ota, otb, (int)(r1 - r0), (int)(c1 - c0), (int)k, 1.0, (const double *)a, (int)lda,
+                (const double *)b, (int)ldb, 0.0, (double *)c, (int)n);
+  else
+    cblas_sgemm(IREPA_ROW_MAJOR, ota, otb, (int)(r1 - r0), (int)(c1 - c0), (int)k, 1.0f, (const float *)a, (int)lda,
+                (const float *)b, (int)ldb, 0.0f, (float *)c, (int)n);
+}
+
+/* The GEMM kernels of the C backend (backend_host.c calls this through
+ * the module): `count` products at the given element offsets, one per
+ * thread; a single product is cut into blocks that depend on the sizes
+ * only, never on the thread count, so neither do the results: up to 16
+ * blocks of at least 2^20 multiply-adds, along the longer side of C. */
+void irepa_gemm(int dbl, int ta, int tb, idx_t m, idx_t n, idx_t k, const void *a, const void *b, void *c,
+                idx_t count, const idx_t *a_off, const idx_t *b_off) {
+  const size_t es = dbl ? sizeof(double) : sizeof(float);
+  const char *A = (const char *)a, *B = (const char *)b;
+  char *C = (char *)c;
+  if (count > 1) {
+#pragma omp parallel for schedule(static)
+    for (idx_t i = 0; i < count; i++)
+      irepa_gemm_block(dbl, ta, tb, m, n, k, A + (size_t)a_off[i] * es, B + (size_t)b_off[i] * es,
+                       C + (size_t)(i * m * n) * es, 0, m, 0, n);
+    return;
+  }
+  const double work = (double)m * (double)n * (double)k;
+  const idx_t side = m >= n ? m : n;
+  idx_t nb = (idx_t)(work / (1 << 20));
+  nb = nb < 1 ? 1 : nb > 16 ? 16 : nb;
+  const idx_t step = ((side + nb - 1) / nb + 15) / 16 * 16; /* whole SIMD tiles */
+  nb = (side + step - 1) / step;
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (idx_t i = 0; i < nb; i++) {
+    const idx_t lo = i * step, hi = lo + step < side ? lo + step : side;
+    if (m >= n)
+      irepa_gemm_block(dbl, ta, tb, m, n, k, A, B, C, lo, hi, 0, n);
+    else
+      irepa_gemm_block(dbl, ta, tb, m, n, k, A, B, C, 0, m, lo, hi);
+  }
 }
 
 /* p[T,S] = softmax(q k^T scale) of one (batch, head), row by row; the row
