@@ -12,10 +12,12 @@
 
 #include "autodiff.h"
 #include "elab.h"
+#include "eval_cmd.h"
 #include "exec.h"
 #include "init.h"
 #include "interp.h"
 #include "safetensors.h"
+#include "sample_cmd.h"
 #include "train_cmd.h"
 
 #ifndef IREPA_VERSION
@@ -28,6 +30,8 @@ static const char usage[] =
     "usage: irepa-run run FILE.irg|FILE.irx --entry NAME --out OUT.safetensors [options]\n"
     "       irepa-run train [options]           REPA / iREPA training (train --help)\n"
     "       irepa-run train-encoder [options]   the Fashion-MNIST encoder (train-encoder --help)\n"
+    "       irepa-run eval S.npz REF.npz [opts]  FID, IS, precision/recall of samples (eval --help)\n"
+    "       irepa-run sample --ckpt C [options] samples of a checkpoint (alias generate; sample --help)\n"
     "\n"
     "Runs one entry point of a model (an .irg source, or a program compiled by\n"
     "irepac compile) and writes every output (out.0, out.1, ...; with --grad\n"
@@ -109,7 +113,7 @@ static int parse_args(int argc, char **argv, Options *o) {
     return 0;
   }
   if (strcmp(argv[1], "run"))
-    return usage_error("unknown command '%s' (commands: run, train, train-encoder)", argv[1]);
+    return usage_error("unknown command '%s' (commands: run, train, train-encoder, sample, eval)", argv[1]);
   for (int i = 2; i < argc; i++) {
     if (argv[i][0] == '-' && argv[i][1]) {
       int rc = parse_flag(o, argc, argv, &i);
@@ -284,8 +288,16 @@ static int load_program(const Options *o, Target *t) {
 
 int main(int argc, char **argv) {
   diag_program_name = "irepa-run";
+  /* OpenMP threads that spin while waiting for work steal the CPU from the
+   * thread they wait for whenever anything else runs on the machine (3x
+   * slower steps on 2 busy cores); libgomp reads this when the first
+   * kernel module loads. The user's own setting wins. */
+  if (!getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 0);
   if (argc > 1 && !strcmp(argv[1], "train")) return train_command(argc - 2, argv + 2);
   if (argc > 1 && !strcmp(argv[1], "train-encoder")) return train_encoder_command(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "eval")) return eval_command(argc - 2, argv + 2);
+  if (argc > 1 && (!strcmp(argv[1], "sample") || !strcmp(argv[1], "generate")))
+    return sample_command(argc - 2, argv + 2);
   Options o = {0};
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) return rc;

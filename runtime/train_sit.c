@@ -1,6 +1,7 @@
 /* train_sit.c: `irepa-run train`, REPA / iREPA training of a SiT
  * (spec/training.md §3) with the compiled training step. The loop: take a
- * batch from the loader thread, compute the encoder's targets, run one
+ * batch from the loader threads (train_data.h), compute the encoder's
+ * targets or take them from the feature cache (feature_cache.h), run one
  * step, log, checkpoint. Everything a step depends on is in a checkpoint
  * or a function of (seed, step), so a resumed run repeats a straight one
  * bit for bit (docs/training.md). */
@@ -15,24 +16,29 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "feature_cache.h"
 #include "fileio.h"
-#include "idx.h"
-#include "loader.h"
 #include "safetensors.h"
 #include "tbevents.h"
 #include "train_config.h"
+#include "train_data.h"
 #include "trainer.h"
 
-enum { PATH_BYTES = 4200 }; /* two options of TC_STR_MAX and a file name */
+enum {
+  PATH_BYTES = 4200, /* two options of TC_STR_MAX and a file name */
+  CACHE_CHUNK = 500, /* images per encoder call while building the feature cache */
+};
 
 typedef struct {
   TrainConfig c;
   char run_dir[2 * TC_STR_MAX + 8];
-  bool repa;
+  bool repa, grey;
   double proj_coeff;
   Trainer model, encoder;
+  char enc_path[PATH_BYTES];
   int64_t enc_width, enc_tokens;
-  Tensor *images, *labels;
+  TrainData data;
+  FeatureCache cache; /* cache.data is NULL without --cache-features */
   FILE *log;
   TbWriter *tb;
 } Run;
@@ -117,8 +123,9 @@ static bool setup_encoder(Run *r, RtError *err) {
   const TrainConfig *c = &r->c;
   if (strcmp(c->enc_type, "fmnist-vit"))
     return rt_fail(err, "--enc-type %s: only fmnist-vit (the Fashion-MNIST encoder) is available so far", c->enc_type);
-  char def[PATH_BYTES];
-  const char *path = *c->encoder_weights ? c->encoder_weights : train_default_encoder_path(c->output_dir, def, sizeof def);
+  char *path = r->enc_path;
+  if (*c->encoder_weights) snprintf(path, PATH_BYTES, "%s", c->encoder_weights);
+  else train_default_encoder_path(c->output_dir, path, PATH_BYTES);
   struct stat st;
   if (stat(path, &st) != 0)
     return rt_fail(err, "encoder weights %s: %s (train them with: irepa-run train-encoder --output %s)", path,
@@ -131,6 +138,54 @@ static bool setup_encoder(Run *r, RtError *err) {
   r->enc_width = e->outputs[0].shape.d[2].n;
   fprintf(stderr, "train: encoder %s from %s: %lld tokens of width %lld\n", c->enc_type, path,
           (long long)r->enc_tokens, (long long)r->enc_width);
+  return true;
+}
+
+/* The encoder's patch tokens of a batch x of the data set. */
+static bool encode(Run *r, const Tensor *x, Tensor **features, RtError *err) {
+  TensorList in = {0}, out = {0};
+  Tensor *view = td_encoder_input(&r->data, x, err);
+  bool ok = view && tensorlist_add(&in, view, err) && trainer_run(&r->encoder, "features", &in, false, &out, err);
+  if (!view) return false;
+  tensorlist_free(&in);
+  *features = ok ? out.items[0] : NULL;
+  if (ok) out.n = 0; /* keep items[0] */
+  tensorlist_free(&out);
+  return ok;
+}
+
+/* FcCompute: the features of items [first, first + count), in order. */
+static bool cache_chunk(void *ctx, int64_t first, int64_t count, float *out, RtError *err) {
+  Run *r = ctx;
+  const LoaderSource *src = &r->data.src;
+  const int64_t shape[4] = {count, r->data.channels, r->data.side, r->data.side}, per = shape[1] * shape[2] * shape[3];
+  Tensor *x = tensor_new("x0", DT_F32, 4, shape, err), *f = NULL;
+  bool ok = x != NULL;
+  for (int64_t i = 0; ok && i < count; i++) {
+    int64_t y;
+    ok = src->load(src->ctx, first + i, 0, (float *)x->data + i * per, &y, err);
+  }
+  ok = ok && encode(r, x, &f, err);
+  if (ok) memcpy(out, f->data, f->nbytes);
+  tensor_free(x);
+  tensor_free(f);
+  return ok;
+}
+
+/* --cache-features: OUTPUT_DIR/encoders/features-DATASET-ENCODERHASH-DATAHASH.bin,
+ * built on first use. The targets cached are the encoder's raw tokens:
+ * the spatial normalisation (spnorm, alpha) is part of the training
+ * step's graph, so one cache serves every recipe. */
+static bool open_cache(Run *r, RtError *err) {
+  FcKey key = {0, 0, r->data.src.n, r->enc_tokens, r->enc_width};
+  char dir[PATH_BYTES], path[2 * PATH_BYTES];
+  snprintf(dir, sizeof dir, "%s/encoders", r->c.output_dir);
+  if (!fc_hash_file(r->enc_path, &key.encoder_hash, err) || !td_hash(&r->data, &key.data_hash, err) ||
+      !rt_make_dirs(dir, 0777, err))
+    return false;
+  fc_path(dir, r->c.dataset, &key, path, sizeof path);
+  if (!fc_open(&r->cache, path, &key, CACHE_CHUNK, cache_chunk, r, err)) return false;
+  fprintf(stderr, "train: encoder features from %s\n", path);
   return true;
 }
 
@@ -266,23 +321,15 @@ static void progress(int64_t step, int64_t total, const double *out, double img_
           (int)fmod(eta, 60));
 }
 
-/* The encoder's patch tokens of the batch: the alignment targets. */
-static bool targets(Run *r, Tensor *x, TensorList *batch, RtError *err) {
-  TensorList in = {0}, out = {0};
-  Tensor *view = tensor_view("x", x, err);
-  bool ok = view && tensorlist_add(&in, view, err) && trainer_run(&r->encoder, "features", &in, false, &out, err);
-  if (!view) return false;
-  tensorlist_free(&in);
-  if (!ok) {
-    tensorlist_free(&out);
-    return false;
-  }
-  Tensor *t = out.items[0];
+/* The alignment targets of the batch: cached, or the encoder's tokens now. */
+static bool targets(Run *r, const LoaderBatch *b, TensorList *batch, RtError *err) {
+  if (b->t) return tensorlist_add(batch, tensor_view("target", b->t, err), err);
+  Tensor *t;
+  if (!encode(r, b->x, &t, err)) return false;
   free(t->name);
-  t->name = strdup("target");
-  out.n = 0;
-  tensorlist_free(&out);
-  return t->name && tensorlist_add(batch, t, err);
+  if ((t->name = strdup("target")) && tensorlist_add(batch, t, err)) return true;
+  tensor_free(t);
+  return rt_fail(err, "out of memory");
 }
 
 static bool check_finite(const Run *r, int64_t step, const double *out, bool *skipped, RtError *err) {
@@ -300,9 +347,23 @@ static bool check_finite(const Run *r, int64_t step, const double *out, bool *sk
   return true;
 }
 
+static Loader *start_loader(Run *r, int64_t start, RtError *err) {
+  const TrainConfig *c = &r->c;
+  LoaderOptions o = {"x0", "y", c->batch_size, (uint64_t)c->seed, start, r->data.workers, r->cache.data, "target", 2,
+                     {r->enc_tokens, r->enc_width}};
+  return loader_start(&r->data.src, &o, err);
+}
+
+/* spec/training.md §3 step 5: the EMA moves when global_step (before its
+ * increment, so step - 1) is a multiple of ema_update_freq. The step
+ * always blends ema*decay + p*(1 - decay); decay 1 leaves it as it is. */
+static double ema_decay_at(const TrainConfig *c, int64_t step) {
+  return (step - 1) % c->ema_update_freq == 0 ? c->ema_decay : 1.0;
+}
+
 static bool train_loop(Run *r, int64_t start, RtError *err) {
   const TrainConfig *c = &r->c;
-  Loader *ld = loader_open(r->images, r->labels, "x0", "y", c->batch_size, (uint64_t)c->seed, start, err);
+  Loader *ld = start_loader(r, start, err);
   if (!ld) return false;
   Hyper h = {c->learning_rate, c->adam_beta1, c->adam_beta2, c->adam_epsilon, c->adam_weight_decay, c->max_grad_norm,
              c->ema_decay};
@@ -316,13 +377,15 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
   double t0 = now(), out[4];
   for (int64_t step = start + 1; ok && step <= c->max_train_steps; step++) {
     double ts = now();
-    Tensor *x, *y;
+    LoaderBatch b;
     TensorList batch = {0};
-    ok = loader_next(ld, &x, &y, err);
+    ok = loader_take(ld, &b, err);
     /* the batch list borrows: views of the loader's tensors */
-    ok = ok && tensorlist_add(&batch, tensor_view("x0", x, err), err) && tensorlist_add(&batch, tensor_view("y", y, err), err);
+    ok = ok && tensorlist_add(&batch, tensor_view("x0", b.x, err), err) &&
+         tensorlist_add(&batch, tensor_view("y", b.y, err), err);
     if (ok && r->repa)
-      ok = targets(r, x, &batch, err) && tensorlist_add(&batch, tensor_view("proj_coeff", coeff, err), err);
+      ok = targets(r, &b, &batch, err) && tensorlist_add(&batch, tensor_view("proj_coeff", coeff, err), err);
+    h.ema_decay = ema_decay_at(c, step);
     ok = ok && trainer_step(&r->model, &batch, step, &h, trainer_step_seed((uint64_t)c->seed, step), out, err);
     tensorlist_free(&batch);
     bool skipped = false;
@@ -342,19 +405,41 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
 /* ---- the command -------------------------------------------------------- */
 
 static bool check_supported(const TrainConfig *c, RtError *err) {
-  if (strcmp(c->dataset, "fashion-mnist"))
-    return rt_fail(err, "--dataset %s: only fashion-mnist is wired into train so far (docs/training.md)", c->dataset);
-  if (c->gradient_accumulation_steps != 1) return rt_fail(err, "--gradient-accumulation-steps: only 1 is supported");
-  if (c->ema_update_freq != 1) return rt_fail(err, "--ema-update-freq: only 1 is supported");
-  if (c->resolution != 32) return rt_fail(err, "--resolution %lld: Fashion-MNIST is 32 (28 padded)", (long long)c->resolution);
+  if (c->gradient_accumulation_steps != 1)
+    return rt_fail(err, "--gradient-accumulation-steps %lld: not supported yet: the compiled step applies AdamW to the "
+                        "gradient of one batch, and summing micro-batches first needs a gradient-only entry in the "
+                        "compiler (compiler/optim.c); use a batch size of batch x steps instead",
+                   (long long)c->gradient_accumulation_steps);
+  if (!strcmp(c->dataset, "fashion-mnist") && c->resolution != 32)
+    return rt_fail(err, "--resolution %lld: Fashion-MNIST is 32 (28 padded)", (long long)c->resolution);
+  if (!strcmp(c->dataset, "latents") && c->resolution % 8)
+    return rt_fail(err, "--resolution %lld: latents are resolution / 8 on a side; give a multiple of 8",
+                   (long long)c->resolution);
+  return true;
+}
+
+/* Which data the alignment can use. Only the Fashion-MNIST encoder exists
+ * (1-channel 32x32 images): the reference's ImageNet encoders (DINOv2 and
+ * others, spec/encoders.md) read RGB images, and latents have no images. */
+static bool check_alignment(Run *r, RtError *err) {
+  const TrainConfig *c = &r->c;
+  if (!r->repa) return true;
+  if (!strcmp(c->dataset, "latents"))
+    return rt_fail(err, "--dataset latents with alignment: the targets come from an encoder of the raw images (DINOv2 "
+                        "in the reference), which irepa does not have yet; train with --proj-coeff 0 (no alignment)");
+  if (!strcmp(c->dataset, "imagefolder") && (strcmp(c->enc_type, "fmnist-vit") || c->resolution != 32))
+    return rt_fail(err, "--dataset imagefolder with alignment: colour images need an ImageNet encoder (DINOv2 in the "
+                        "reference), which irepa does not have yet; train with --proj-coeff 0, or give a greyscale "
+                        "folder with --resolution 32 --enc-type fmnist-vit");
+  r->grey = !strcmp(c->dataset, "imagefolder");
   return true;
 }
 
 static void free_run(Run *r) {
   trainer_free(&r->model);
   trainer_free(&r->encoder);
-  tensor_free(r->images);
-  tensor_free(r->labels);
+  fc_close(&r->cache);
+  td_close(&r->data);
   if (r->log) fclose(r->log);
   tb_close(r->tb);
 }
@@ -372,34 +457,37 @@ int train_command(int argc, char **argv) {
       free(r);
       return 0;
     }
-  bool ok = tc_from_args(&r->c, argc, argv, NULL, &err) && tc_validate(&r->c, &err) && check_supported(&r->c, &err);
-  if (!ok) {
+  TrainConfig *c = &r->c;
+  bool ok = tc_from_args(c, argc, argv, NULL, &err) && tc_validate(c, &err) && check_supported(c, &err) &&
+            tc_proj_coeffs(c, &r->proj_coeff, 1, &coeffs, &err);
+  r->repa = ok && c->repa_loss && r->proj_coeff != 0 && c->encoder_depth > 0;
+  if (!ok || !check_alignment(r, &err)) {
     fprintf(stderr, "irepa-run train: error: %s\n", err.msg);
     free(r);
     return 2;
   }
-  TrainConfig *c = &r->c;
   tc_warn(c, stderr);
-  ok = tc_proj_coeffs(c, &r->proj_coeff, 1, &coeffs, &err);
-  r->repa = ok && c->repa_loss && r->proj_coeff != 0 && c->encoder_depth > 0;
+  if (c->cache_features && !r->repa) fprintf(stderr, "train: --cache-features: no alignment, so no features to cache\n");
   train_set_threads((int)c->threads);
   fprintf(stderr, "train: configuration\n");
   tc_print(c, stderr);
+  ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
   ok = ok && prepare_run_dir(r, &start, &err);
   char path[PATH_BYTES];
   ok = ok && tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err);
-  ok = ok && fmnist_load(fmnist_dir(), "train", &r->images, &r->labels, &err);
   ok = ok && (!r->repa || setup_encoder(r, &err));
-  char *src = ok ? sit_source(r, r->images->shape[1], r->images->shape[2]) : NULL;
+  ok = ok && (!r->repa || !c->cache_features || open_cache(r, &err));
+  char *src = ok ? sit_source(r, r->data.channels, r->data.side) : NULL;
   ok = ok && src && trainer_compile(&r->model, "train.irg", src, "train_loss", NULL, 0, c->backend, &err);
   free(src);
   ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
   if (ok) {
     int64_t n = 0;
     for (int i = 0; i < r->model.params.n; i++) n += tensor_numel(r->model.params.items[i]);
-    fprintf(stderr, "train: %s, %lld parameters, %s backend, %s; %lld images, batch %lld\n", c->model, (long long)n,
-            r->model.backend->name, r->repa ? "with alignment" : "no alignment (vanilla SiT)",
-            (long long)r->images->shape[0], (long long)c->batch_size);
+    fprintf(stderr, "train: %s, %lld parameters, %s backend, %s; %s: %lld items of [%lld, %lld, %lld], batch %lld\n",
+            c->model, (long long)n, r->model.backend->name, r->repa ? "with alignment" : "no alignment (vanilla SiT)",
+            c->dataset, (long long)r->data.src.n, (long long)r->data.channels, (long long)r->data.side,
+            (long long)r->data.side, (long long)c->batch_size);
   }
   if (ok && start > 0) {
     int64_t done = 0;

@@ -51,7 +51,8 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
   IrProgram ir;
   CompiledProgram cp;
   bool ok = irg_load_program_text(&a, &diags, name, source, strlen(source), &popt, &prog) &&
-            elab_program(&a, &diags, &prog, &eopt, &ir) && optim_add_train_step(&a, &diags, &ir, loss_entry);
+            elab_program(&a, &diags, &prog, &eopt, &ir) &&
+            (!loss_entry || optim_add_train_step(&a, &diags, &ir, loss_entry));
   if (ok) {
     int n = 0;
     for (int i = 0; i < ir.nentries; i++)
@@ -87,6 +88,19 @@ bool trainer_compile(Trainer *t, const char *name, const char *source, const cha
   return t->step && t->nloss > 0 ? true : rt_fail(err, "%s: no training step in the compiled program", name);
 }
 
+bool trainer_compile_inference(Trainer *t, const char *name, const char *source, const char *const *keep, int nkeep,
+                               const char *backend, RtError *err) {
+  memset(t, 0, sizeof *t);
+  if (!strcmp(backend, "interp"))
+    return rt_fail(err, "inference runs compiled kernels: --backend c, cuda, cuda-emu or auto, not interp");
+  if (!(t->backend = backend_open(backend, err))) return false;
+  bool c = !strcmp(t->backend->name, "c");
+  if (!compile_source(t, name, source, NULL, keep, nkeep, c, !c, err)) return false;
+  for (int i = 0; i < nkeep; i++)
+    if (!irx_entry(&t->prog, keep[i])) return rt_fail(err, "%s: the model has no entry '%s'", name, keep[i]);
+  return true;
+}
+
 static Tensor *new_tensor(const char *name, const XTensor *like, RtError *err) {
   int64_t shape[IR_MAX_RANK];
   for (int k = 0; k < like->shape.rank; k++) shape[k] = like->shape.d[k].n;
@@ -106,17 +120,24 @@ static bool is_state(const char *name) {
   return false;
 }
 
-bool trainer_init(Trainer *t, uint64_t seed, RtError *err) {
+/* Zero-filled weights for the parameter table; with init, set by their
+ * rules from seed. */
+static bool make_params(Trainer *t, bool init, uint64_t seed, RtError *err) {
   const ParamTable *pt = &t->prog.params;
   for (int i = 0; i < pt->n; i++) {
     const ParamInfo *p = &pt->items[i];
     int64_t shape[IR_MAX_RANK];
     for (int k = 0; k < p->shape.rank; k++) shape[k] = p->shape.d[k].n;
     Tensor *x = tensor_new(p->name, p->dtype, p->shape.rank, shape, err);
-    if (!add(&t->params, x, err) || !init_param(x, p, seed, err)) return false;
+    if (!add(&t->params, x, err) || (init && !init_param(x, p, seed, err))) return false;
   }
+  return true;
+}
+
+bool trainer_init(Trainer *t, uint64_t seed, RtError *err) {
+  if (!make_params(t, true, seed, err)) return false;
   const XEntry *e = t->step;
-  for (int i = 0; i < e->ninputs; i++) {
+  for (int i = 0; e && i < e->ninputs; i++) {
     const char *name = e->inputs[i].name;
     if (!is_state(name)) continue;
     Tensor *x = new_tensor(name, &e->inputs[i], err);
@@ -219,17 +240,43 @@ static bool restore(TensorList *l, const TensorList *from, const char *path, RtE
   return true;
 }
 
-bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err) {
-  StFile *f = st_open(path, err);
-  if (!f) return false;
+/* The checkpoint's metadata format and step, checked. */
+static bool checkpoint_step(StFile *f, const char *path, int64_t *step, RtError *err) {
   const char *format = st_metadata(f, "format"), *steps = st_metadata(f, "step");
   char *end = NULL;
   long long n = steps ? strtoll(steps, &end, 10) : -1;
-  bool ok = format && !strcmp(format, CHECKPOINT_FORMAT)
-                ? true : rt_fail(err, "%s: not an irepa checkpoint (metadata format is not %s)", path, CHECKPOINT_FORMAT);
-  ok = ok && (n >= 0 && end && !*end ? true : rt_fail(err, "%s: bad step '%s' in the metadata", path, steps ? steps : ""));
-  ok = ok && restore(&t->params, st_tensors(f), path, err) && restore(&t->state, st_tensors(f), path, err);
-  if (ok) *step = n;
+  if (!format || strcmp(format, CHECKPOINT_FORMAT))
+    return rt_fail(err, "%s: not an irepa checkpoint (metadata format is not %s)", path, CHECKPOINT_FORMAT);
+  if (n < 0 || !end || *end) return rt_fail(err, "%s: bad step '%s' in the metadata", path, steps ? steps : "");
+  *step = n;
+  return true;
+}
+
+bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err) {
+  StFile *f = st_open(path, err);
+  if (!f) return false;
+  bool ok = checkpoint_step(f, path, step, err) && restore(&t->params, st_tensors(f), path, err) &&
+            restore(&t->state, st_tensors(f), path, err);
+  st_close(f);
+  return ok;
+}
+
+bool trainer_load_weights(Trainer *t, const char *path, bool ema, int64_t *step, RtError *err) {
+  StFile *f = st_open(path, err);
+  if (!f) return false;
+  TensorList from = {0};
+  bool ok = checkpoint_step(f, path, step, err) && (t->params.n > 0 || make_params(t, false, 0, err));
+  /* the weights under the names of the model's table: views of ema.<name> */
+  const TensorList *all = st_tensors(f);
+  for (int i = 0; ok && i < t->params.n; i++) {
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", ema ? "ema." : "", t->params.items[i]->name);
+    const Tensor *x = tensorlist_find(all, name);
+    if (!x) ok = rt_fail(err, "%s: no tensor '%s': a checkpoint of another model?", path, name);
+    else ok = add(&from, tensor_view(t->params.items[i]->name, x, err), err);
+  }
+  ok = ok && restore(&t->params, &from, path, err);
+  tensorlist_free(&from);
   st_close(f);
   return ok;
 }

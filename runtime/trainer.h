@@ -31,6 +31,11 @@ const char *trainer_models_dir(void);
  * backend `backend` (c, cuda, cuda-emu or auto), and opens the backend. */
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err);
+/* Compiles `source` without a training step, keeping only the entries in
+ * `keep` (the sampler's, say), for inference: t->step is NULL, and
+ * trainer_init then makes the weights alone. Each kept entry must exist. */
+bool trainer_compile_inference(Trainer *t, const char *name, const char *source, const char *const *keep, int nkeep,
+                               const char *backend, RtError *err);
 /* Weights by their init rules from `seed`, zero moments, EMA = weights. */
 bool trainer_init(Trainer *t, uint64_t seed, RtError *err);
 /* One step: `batch` holds the loss entry's inputs; step counts from 1;
@@ -47,6 +52,13 @@ bool trainer_save(const Trainer *t, const char *path, int64_t step, const char *
 /* Restores weights and state from a checkpoint of the same model; *step
  * is the steps done. */
 bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err);
+/* Reads the weights of a checkpoint of trainer_save into t->params, by
+ * the model's parameter names: the EMA weights (ema.<name>) with ema, else
+ * the online ones. Tensors the model lacks (a projector) are ignored, as
+ * the reference loads non-strictly; a missing or mis-shaped one is an
+ * error. Without trainer_init before, the weights are made here (no init
+ * rules run). *step is the checkpoint's step. */
+bool trainer_load_weights(Trainer *t, const char *path, bool ema, int64_t *step, RtError *err);
 void trainer_free(Trainer *t);
 
 /* The seed of step `step` of a run seeded `seed` (SplitMix64 of both). */
