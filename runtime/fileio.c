@@ -25,9 +25,9 @@ static bool write_all(int fd, const void *p, size_t n) {
   return true;
 }
 
-/* Creates "<path>.tmp-<pid>-<n>" exclusively; open() with 0666 applies the
- * umask, as a plain create would (mkstemp would force 0600). */
-static int create_temp(const char *path, char **tmp, RtError *err) {
+/* open() with 0666 applies the umask, as a plain create would (mkstemp
+ * would force 0600). */
+int rt_create_temp(const char *path, char **tmp, RtError *err) {
   static atomic_uint counter;
   size_t size = strlen(path) + 48;
   if (!(*tmp = malloc(size))) {
@@ -63,9 +63,9 @@ static bool write_contents(int fd, const char *path, const void *const *chunks, 
   return true;
 }
 
-/* Makes the rename durable. Best effort: some file systems refuse to sync
- * a directory, and the new file is complete either way. */
-static void sync_dir(const char *path) {
+/* Best effort: some file systems refuse to sync a directory, and the new
+ * file is complete either way. */
+void rt_sync_parent_dir(const char *path) {
   const char *slash = strrchr(path, '/');
   char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
   int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -78,12 +78,12 @@ static void sync_dir(const char *path) {
 
 bool rt_write_atomic(const char *path, const void *const *chunks, const size_t *sizes, int n, RtError *err) {
   char *tmp = NULL;
-  int fd = create_temp(path, &tmp, err);
+  int fd = rt_create_temp(path, &tmp, err);
   bool ok = fd >= 0 && keep_mode(fd, path, err) && write_contents(fd, path, chunks, sizes, n, err);
   if (fd >= 0 && close(fd) != 0 && ok)
     ok = rt_fail(err, "%s: cannot close the temporary file: %s", path, strerror(errno));
   if (ok && rename(tmp, path) != 0) ok = rt_fail(err, "%s: cannot replace it: %s", path, strerror(errno));
-  if (ok) sync_dir(path);
+  if (ok) rt_sync_parent_dir(path);
   else if (fd >= 0) unlink(tmp);
   free(tmp);
   return ok;

@@ -13,5 +13,11 @@ bool rt_write_atomic(const char *path, const void *const *chunks, const size_t *
  * the failing path and the reason, also when dir exists but is not a
  * directory. */
 bool rt_make_dirs(const char *dir, int mode, RtError *err);
+/* Creates "<path>.tmp-<pid>-<n>" exclusively for writing and returns its
+ * descriptor (*tmp: its name, malloc'ed), or -1 with a message; for
+ * writers that stream a file too large for rt_write_atomic. */
+int rt_create_temp(const char *path, char **tmp, RtError *err);
+/* Syncs the directory holding path, so that a rename into it is durable. */
+void rt_sync_parent_dir(const char *path);
 
 #endif

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,37 +238,13 @@ static uint32_t crc_update(uint32_t crc, const void *p, uint64_t n) {
   return (uint32_t)crc32_z(crc, p, (z_size_t)n);
 }
 
-/* "<path>.tmp-<pid>-<n>", created exclusively with 0666 less the umask, as
- * fileio.c's atomic writer names its temporary files; an existing target's
- * permissions are copied onto it. */
+/* fileio.c's temporary file, with an existing target's permissions
+ * copied onto it (best effort). */
 static int create_temp(const char *path, char **tmp, RtError *err) {
-  static atomic_uint counter;
-  size_t size = strlen(path) + 48;
-  if (!(*tmp = malloc(size))) return rt_fail(err, "out of memory"), -1;
-  for (int tries = 0; tries < 100; tries++) {
-    snprintf(*tmp, size, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-    int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) rt_fail(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-    struct stat st;
-    if (fd >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) (void)fchmod(fd, st.st_mode & 07777);
-    return fd;
-  }
-  rt_fail(err, "%s: cannot create a temporary file beside it: all names taken", path);
-  return -1;
-}
-
-/* Best effort, as in fileio.c: makes the rename durable where the file
- * system allows syncing a directory. */
-static void sync_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-  int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
+  int fd = rt_create_temp(path, tmp, err);
+  struct stat st;
+  if (fd >= 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode)) (void)fchmod(fd, st.st_mode & 07777);
+  return fd;
 }
 
 /* ---- the streaming writer ------------------------------------------------- */
@@ -361,7 +336,7 @@ static bool writer_finish(NpzWriter *w, RtError *err) {
   w->fd = -1;
   if (close(fd) != 0) return rt_fail(err, "%s: cannot close the temporary file: %s", w->path, strerror(errno));
   if (rename(w->tmp, w->path) != 0) return rt_fail(err, "%s: cannot replace it: %s", w->path, strerror(errno));
-  sync_dir(w->path);
+  rt_sync_parent_dir(w->path);
   return true;
 }
 

@@ -55,7 +55,7 @@ static const struct {
   double lo, hi;
   int open;
 } ranges[] = {
-    {TC_OPT_sampling_steps, 1, INF, 0},     {TC_OPT_resume_step, 0, INF, 0},
+    {TC_OPT_sampling_steps, 0, INF, 0},     {TC_OPT_resume_step, 0, INF, 0},
     {TC_OPT_n_samples, 1, INF, 0},          {TC_OPT_num_classes, 1, INF, 0},
     {TC_OPT_encoder_depth, 1, INF, 0},      {TC_OPT_resolution, 1, INF, 0},
     {TC_OPT_batch_size, 1, INF, 0},         {TC_OPT_epochs, 1, INF, 0},

@@ -19,6 +19,7 @@
 #include "feature_cache.h"
 #include "fileio.h"
 #include "safetensors.h"
+#include "sampler.h"
 #include "tbevents.h"
 #include "train_config.h"
 #include "train_data.h"
@@ -357,6 +358,43 @@ static Loader *start_loader(Run *r, int64_t start, RtError *err) {
 /* spec/training.md §3 step 5: the EMA moves when global_step (before its
  * increment, so step - 1) is a multiple of ema_update_freq. The step
  * always blends ema*decay + p*(1 - decay); decay 1 leaves it as it is. */
+/* ---- the training-time sample grid ------------------------------------- */
+
+/* Grids are written at step 1 and every --sampling-steps, as the reference
+ * does, or every --sample-every; latents would need the VAE to decode. */
+static int64_t grid_every(const Run *r) {
+  const TrainConfig *c = &r->c;
+  if (!strcmp(c->dataset, "latents")) return 0;
+  return c->sample_every > 0 ? c->sample_every : c->sampling_steps;
+}
+
+static bool grid_due(const Run *r, int64_t step) {
+  int64_t every = grid_every(r);
+  return every > 0 && (step == 1 || step % every == 0 || step == r->c.max_train_steps);
+}
+
+/* The reference's grid: Euler ODE, 50 steps, cfg 4.0, the online weights,
+ * fixed noise (the run's seed). Labels run through the classes in order
+ * (the reference takes the first batch's), so a column is a class. */
+static bool write_grid(Run *r, int64_t step, RtError *err) {
+  const TrainConfig *c = &r->c;
+  SamplerOptions so = sampler_training_grid_options();
+  int64_t n = c->n_samples;
+  char path[PATH_BYTES], name[64];
+  snprintf(name, sizeof name, "samples/%07lld.png", (long long)step);
+  Tensor *labels = tensor_new("y", DT_I64, 1, &n, err);
+  if (!labels) return false;
+  for (int64_t i = 0; i < n; i++) tensor_set(labels, i, (double)(i % c->num_classes));
+  SamplerModel m = {&r->model, false, NULL, NULL};
+  double t0 = now();
+  bool ok = rt_make_dirs(path_in(r, "samples", path, sizeof path), 0777, err) &&
+            sampler_write_grid(&m, &so, labels, r->data.channels, r->data.side, (uint64_t)c->seed,
+                               path_in(r, name, path, sizeof path), err);
+  tensor_free(labels);
+  if (ok) fprintf(stderr, "\ntrain: sample grid %s (%.1f s)\n", path, now() - t0);
+  return ok;
+}
+
 static double ema_decay_at(const TrainConfig *c, int64_t step) {
   return (step - 1) % c->ema_update_freq == 0 ? c->ema_decay : 1.0;
 }
@@ -395,6 +433,7 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     double rate = (double)(step - start) / (now() - t0);
     progress(step, c->max_train_steps, out, img_s, (double)(c->max_train_steps - step) / rate);
     if (ok && (step % c->checkpointing_steps == 0 || step == c->max_train_steps)) ok = save(r, step, err);
+    if (ok && grid_due(r, step)) ok = write_grid(r, step, err);
   }
   fputc('\n', stderr);
   tensor_free(coeff);
@@ -478,7 +517,10 @@ int train_command(int argc, char **argv) {
   ok = ok && (!r->repa || setup_encoder(r, &err));
   ok = ok && (!r->repa || !c->cache_features || open_cache(r, &err));
   char *src = ok ? sit_source(r, r->data.channels, r->data.side) : NULL;
-  ok = ok && src && trainer_compile(&r->model, "train.irg", src, "train_loss", NULL, 0, c->backend, &err);
+  SamplerOptions grid = sampler_training_grid_options();
+  const char *keep[SAMPLER_MAX_ENTRIES];
+  int nkeep = grid_every(r) > 0 ? sampler_entries(&grid, keep) : 0;
+  ok = ok && src && trainer_compile(&r->model, "train.irg", src, "train_loss", keep, nkeep, c->backend, &err);
   free(src);
   ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
   if (ok) {

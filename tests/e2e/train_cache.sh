@@ -18,7 +18,7 @@ export IREPA_FMNIST_DIR=$tmp/fmnist
 mkdir -p "$tmp/encoders"
 "$init" "$tmp/encoders/fmnist-vit.safetensors" 1
 args=(--model SiT-T/4 --num-classes 10 --resolution 32 --encoder-depth 2 --batch-size 8 --checkpointing-steps 2
-      --max-train-steps 3 --backend c --threads 2 --output-dir "$tmp" --repa-loss --proj-coeff 1.0
+      --max-train-steps 3 --backend c --threads 2 --output-dir "$tmp" --repa-loss --proj-coeff 1.0 --sampling-steps 0
       --enc-type fmnist-vit --projector-dim 64 --projection-layer-type conv --spnorm-method zscore)
 losses() { cut -d, -f1-5 "$tmp/$1/log.jsonl"; }
 fail() { echo "FAIL: $*"; exit 1; }

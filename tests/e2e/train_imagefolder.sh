@@ -23,7 +23,7 @@ cp "$img"/{bits_33x31.png,grey16_36x30.png} "$d/grey/coats/"
 cp "$img"/{grey_45x80.png,la_40x36.png} "$d/grey/shoes/"
 "$init" "$tmp/out/encoders/fmnist-vit.safetensors" 3
 args=(--model SiT-T/4 --num-classes 2 --resolution 32 --encoder-depth 2 --batch-size 2 --checkpointing-steps 2
-      --max-train-steps 3 --backend c --threads 2 --output-dir "$tmp/out" --dataset imagefolder)
+      --max-train-steps 3 --backend c --threads 2 --output-dir "$tmp/out" --dataset imagefolder --sampling-steps 0)
 colour=("${args[@]}" --data-dir "$d/colour" --proj-coeff 0)
 grey=("${args[@]}" --data-dir "$d/grey" --repa-loss --proj-coeff 0.5 --enc-type fmnist-vit --projector-dim 64)
 losses() { cut -d, -f1-5 "$tmp/out/$1/log.jsonl"; }
