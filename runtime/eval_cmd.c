@@ -21,6 +21,7 @@
 
 #include "fid.h"
 #include "fileio.h"
+#include "idx.h"
 #include "npz.h"
 #include "train_cmd.h"
 #include "util.h"
@@ -28,13 +29,16 @@
 enum { EXIT_FAIL = 1, EXIT_BAD = 2, PR_K = 3 };
 
 static const char usage[] =
-    "usage: irepa-run eval SAMPLES.npz REFERENCE.npz [options]\n"
-    "       irepa-run eval --save-stats OUT.npz IMAGES.npz [options]\n"
+    "usage: irepa-run eval SAMPLES.npz REFERENCE [options]\n"
+    "       irepa-run eval --save-stats OUT.npz IMAGES [options]\n"
     "\n"
     "Evaluates samples against a reference as the ADM suite does: FID, Inception\n"
     "Score, precision and recall (k = 3). Each .npz holds arr_0, uint8 images\n"
     "[N, H, W, C]; a REFERENCE with mu and sigma but no arr_0 (from --save-stats)\n"
-    "gives the FID only. With fmnist-vit the features are those of irepa's own\n"
+    "gives the FID only. REFERENCE (or IMAGES) may also be fashion-mnist:test or\n"
+    "fashion-mnist:train, the built-in data set's images ($IREPA_FMNIST_DIR, else\n"
+    "Debian's dataset-fashion-mnist), padded to 32x32 as training pads them.\n"
+    "With fmnist-vit the features are those of irepa's own\n"
     "Fashion-MNIST classifier: domain metrics, not comparable with Inception ones.\n"
     "\n"
     "options:\n"
@@ -174,6 +178,7 @@ static int parse(EvalOptions *o, int argc, char **argv) {
 typedef struct {
   const char *path;
   NpzFile *f;
+  uint8_t *mem; /* the images held in memory ([n, h, w, c]) instead of f's arr_0 */
   int64_t n, h, w, c; /* images, when arr_0 is there */
   bool images;
   FidStats stats; /* from mu / sigma, when images is false */
@@ -181,6 +186,7 @@ typedef struct {
 
 static void input_close(Input *in) {
   npz_close(in->f);
+  free(in->mem);
   fid_stats_free(&in->stats);
 }
 
@@ -220,9 +226,37 @@ static bool read_stats(Input *in, RtError *err) {
   return ok;
 }
 
+/* "fashion-mnist:SPLIT": the built-in data set as a reference, so a domain
+ * FID needs no exported .npz. fmnist_load gives what the SiT trains on
+ * (x / 127.5 - 1, padded to 32 x 32 with -1); that maps back to the bytes
+ * exactly (k / 127.5 * 127.5 rounds to k), so these are the very images,
+ * padded as prep_fmnist pads 28 x 28 ones. */
+static const char fmnist_prefix[] = "fashion-mnist:";
+
+static bool open_fmnist(Input *in, const char *split, const FeatureNet *net, RtError *err) {
+  const char *idx = !strcmp(split, "test") || !strcmp(split, "t10k") ? "t10k" : !strcmp(split, "train") ? "train" : NULL;
+  if (!idx) return rt_fail(err, "%s: unknown Fashion-MNIST split '%s' (test or train)", in->path, split);
+  Tensor *img = NULL, *lab = NULL;
+  bool ok = fmnist_load(fmnist_dir(), idx, &img, &lab, err);
+  if (ok) {
+    in->n = img->shape[0], in->h = img->shape[2], in->w = img->shape[3], in->c = 1;
+    ok = net_fits(net, in->h, in->w, in->c) ||
+         rt_fail(err, "%s: %lldx%lld images; the %s features take %s", in->path, (long long)in->h, (long long)in->w,
+                 net->name, net->accepts);
+  }
+  int64_t total = ok ? in->n * in->h * in->w : 0;
+  if (ok && !(in->mem = malloc((size_t)total))) ok = rt_fail(err, "%s: out of memory", in->path);
+  for (int64_t i = 0; ok && i < total; i++) in->mem[i] = (uint8_t)lrintf((((float *)img->data)[i] + 1.0f) * 127.5f);
+  tensor_free(img);
+  tensor_free(lab);
+  return ok && (in->images = true);
+}
+
 static bool open_input(Input *in, const char *path, bool stats_ok, const FeatureNet *net, RtError *err) {
   memset(in, 0, sizeof *in);
   in->path = path;
+  if (!strncmp(path, fmnist_prefix, sizeof fmnist_prefix - 1))
+    return open_fmnist(in, path + sizeof fmnist_prefix - 1, net, err);
   if (!(in->f = npz_open(path, err))) return false;
   const NpzArray *a = npz_find(in->f, "arr_0");
   if (a) return npz_get(in->f, "arr_0", err) && check_images(in, a, net, err);
@@ -267,7 +301,9 @@ static bool run_batch(Extractor *x, const Input *in, int64_t first, int64_t n, u
                       bool *bad_input, RtError *err) {
   const FeatureNet *net = x->net;
   int64_t shape[4] = {n, net->channels, net->side, net->side}, bad = 0;
-  if (!npz_read_rows(in->f, "arr_0", first, n, u8, err)) return *bad_input = true, false;
+  size_t row = (size_t)(in->h * in->w * in->c);
+  if (in->mem) memcpy(u8, in->mem + (size_t)first * row, (size_t)n * row);
+  else if (!npz_read_rows(in->f, "arr_0", first, n, u8, err)) return *bad_input = true, false;
   Tensor *img = tensor_new("x", DT_F32, 4, shape, err);
   if (!img) return false;
   if (!net->prep(net, u8, n, in->h, in->w, in->c, img->data, &bad)) {

@@ -13,6 +13,7 @@
 #include "autodiff.h"
 #include "elab.h"
 #include "eval_cmd.h"
+#include "plot_cmd.h"
 #include "exec.h"
 #include "init.h"
 #include "interp.h"
@@ -32,6 +33,7 @@ static const char usage[] =
     "       irepa-run train-encoder [options]   the Fashion-MNIST encoder (train-encoder --help)\n"
     "       irepa-run eval S.npz REF.npz [opts]  FID, IS, precision/recall of samples (eval --help)\n"
     "       irepa-run sample --ckpt C [options] samples of a checkpoint (alias generate; sample --help)\n"
+    "       irepa-run plot --out C.png S.tsv... a PNG line/scatter chart of series (plot --help)\n"
     "\n"
     "Runs one entry point of a model (an .irg source, or a program compiled by\n"
     "irepac compile) and writes every output (out.0, out.1, ...; with --grad\n"
@@ -296,6 +298,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "train")) return train_command(argc - 2, argv + 2);
   if (argc > 1 && !strcmp(argv[1], "train-encoder")) return train_encoder_command(argc - 2, argv + 2);
   if (argc > 1 && !strcmp(argv[1], "eval")) return eval_command(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "plot")) return plot_command(argc - 2, argv + 2);
   if (argc > 1 && (!strcmp(argv[1], "sample") || !strcmp(argv[1], "generate")))
     return sample_command(argc - 2, argv + 2);
   Options o = {0};

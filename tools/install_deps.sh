@@ -14,6 +14,7 @@ packages=(
   libpng-dev                         # PNG images of image-folder data sets (runtime/imagefolder.c)
   libjpeg-dev                        # JPEG images of image-folder data sets (libjpeg-turbo on Debian)
   libyaml-dev                        # YAML configs of irepa-run train
+  libcairo2-dev                      # PNG charts of results (runtime/plot.c, irepa-run plot)
   dataset-fashion-mnist              # the default training data
   clang libclang-rt-dev              # libFuzzer and the sanitizer runtimes
 )

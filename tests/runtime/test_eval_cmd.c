@@ -5,7 +5,9 @@
  * grey stored as RGB and 28x28 padded images, --save-stats and a
  * statistics reference giving the same FID, the Inception Score from the
  * host-side head equal to the network's own logits entry, the JSON, and
- * every bad input refused with exit status 2 and the file named. */
+ * every bad input refused with exit status 2 and the file named; and the
+ * built-in data set as REFERENCE (fashion-mnist:test), here a small fake
+ * one in IDX files, giving the same numbers as its images in an .npz. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -181,6 +183,50 @@ static void test_pair_and_stats(void **state) {
   free(a), free(b), free(b3), free(st), free(out), free(out2);
 }
 
+/* An IDX file (plain: zlib reads it like gzip) of u8 data of this shape. */
+static void write_idx(const char *name, int rank, const uint32_t *dims, const uint8_t *data, size_t n) {
+  FILE *f = fopen(tmp_path(name), "wb");
+  assert_non_null(f);
+  uint8_t head[4] = {0, 0, 8, (uint8_t)rank};
+  fwrite(head, 1, 4, f);
+  for (int k = 0; k < rank; k++) {
+    uint8_t be[4] = {(uint8_t)(dims[k] >> 24), (uint8_t)(dims[k] >> 16), (uint8_t)(dims[k] >> 8), (uint8_t)dims[k]};
+    fwrite(be, 1, 4, f);
+  }
+  fwrite(data, 1, n, f);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* fashion-mnist:test as the reference: b's images as a fake t10k split
+ * give the FID, IS, precision and recall of b.npz itself. */
+static void test_fmnist_reference(void **state) {
+  (void)state;
+  uint8_t *b = images(NB, 28, 28, 1, 2), labels[NB] = {0};
+  uint32_t di[3] = {NB, 28, 28}, dl[1] = {NB};
+  write_idx("t10k-images-idx3-ubyte.gz", 3, di, b, (size_t)NB * 28 * 28);
+  write_idx("t10k-labels-idx1-ubyte.gz", 1, dl, labels, NB);
+  free(b);
+  setenv("IREPA_FMNIST_DIR", tmpdir, 1);
+  char *a = path_copy("a.npz"), *b_npz = path_copy("b.npz"), *out = path_copy("fm.json"), *out2 = path_copy("ab2.json");
+  assert_int_equal(eval(a, "fashion-mnist:test", "--out", out), 0);
+  assert_int_equal(eval(a, b_npz, "--out", out2), 0);
+  json_t *fm = load_json("fm.json"), *ab = load_json("ab2.json");
+  const char *keys[] = {"fid_fmnist-vit", "inception_score_fmnist-vit", "precision_fmnist-vit", "recall_fmnist-vit",
+                        "n_reference"};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) assert_true(num(fm, keys[k]) == num(ab, keys[k]));
+  printf("fashion-mnist:test (fake): fid %.10g\n", num(fm, "fid_fmnist-vit"));
+  assert_string_equal(json_string_value(json_object_get(fm, "reference")), "fashion-mnist:test");
+  json_decref(fm);
+  json_decref(ab);
+  /* the built-in images as --save-stats input too */
+  assert_int_equal(eval("--save-stats", tmp_path("fm_stats.npz"), "fashion-mnist:t10k", NULL), 0);
+  /* an unknown split, and a split whose files are missing: bad inputs */
+  assert_int_equal(eval(a, "fashion-mnist:valid", NULL, NULL), 2);
+  assert_int_equal(eval(a, "fashion-mnist:train", NULL, NULL), 2);
+  unsetenv("IREPA_FMNIST_DIR");
+  free(a), free(b_npz), free(out), free(out2);
+}
+
 /* Bad inputs: exit status 2 and no output file. */
 static void test_bad_inputs(void **state) {
   (void)state;
@@ -229,6 +275,7 @@ int main(void) {
       cmocka_unit_test(test_self),
       cmocka_unit_test(test_pair_and_stats),
       cmocka_unit_test(test_bad_inputs),
+      cmocka_unit_test(test_fmnist_reference),
   };
   return cmocka_run_group_tests(tests, setup, remove_dir);
 }
