@@ -157,10 +157,11 @@ static bool train(const EncOptions *o, Trainer *t, const Tensor *images, const T
     ema_loss = step == 1 ? out[0] : 0.98 * ema_loss + 0.02 * out[0];
     hits += out[1];
     double rate = (double)step / (now() - t0);
+    int64_t since = (step - 1) % 20 + 1; /* steps since the last line, whose hits are counted */
     if (step % 20 == 0 || step == total)
       fprintf(stderr, "\rstep %lld/%lld  epoch %lld  loss %.4f  train acc %.3f  %.0f img/s  ETA %dm%02ds   ",
               (long long)step, (long long)total, (long long)((step - 1) / loader_batches_per_epoch(ld) + 1), ema_loss,
-              hits / (double)(20 * o->batch), rate * (double)o->batch, (int)((double)(total - step) / rate / 60),
+              hits / (double)(since * o->batch), rate * (double)o->batch, (int)((double)(total - step) / rate / 60),
               (int)fmod((double)(total - step) / rate, 60));
     if (step % 20 == 0) hits = 0;
   }
