@@ -370,7 +370,7 @@ static int64_t grid_every(const Run *r) {
 
 static bool grid_due(const Run *r, int64_t step) {
   int64_t every = grid_every(r);
-  return every > 0 && (step == 1 || step % every == 0 || step == r->c.max_train_steps);
+  return every > 0 && (step == 1 || step % every == 0);
 }
 
 /* The reference's grid: Euler ODE, 50 steps, cfg 4.0, the online weights,

@@ -25,7 +25,7 @@
 static void train(const char *name, const char *freq) {
   char *argv[] = {"--model", "SiT-T/4", "--num-classes", "10", "--resolution", "32", "--proj-coeff", "0",
                   "--encoder-depth", "2", "--batch-size", "4", "--max-train-steps", "3", "--checkpointing-steps", "1",
-                  "--backend", "c", "--threads", "1", "--ema-decay", "0.5", "--ema-update-freq", (char *)freq,
+                  "--backend", "c", "--threads", "1", "--sampling-steps", "0", "--ema-decay", "0.5", "--ema-update-freq", (char *)freq,
                   "--output-dir", tmpdir, "--exp-name", (char *)name};
   assert_int_equal(train_command((int)(sizeof argv / sizeof *argv), argv), 0);
 }
