@@ -12,10 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool write_all(int fd, const void *p, size_t n) {
+/* Chunks of at most 1 GiB: Linux writes at most about 2 GiB per call. */
+bool rt_write_all(int fd, const void *p, size_t n) {
   const char *c = p;
   while (n > 0) {
-    ssize_t w = write(fd, c, n);
+    ssize_t w = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
     if (w < 0 && errno == EINTR) continue;
     if (w == 0) errno = EIO;
     if (w <= 0) return false;
@@ -57,7 +58,7 @@ static bool keep_mode(int fd, const char *path, RtError *err) {
 static bool write_contents(int fd, const char *path, const void *const *chunks, const size_t *sizes, int n,
                            RtError *err) {
   bool ok = true;
-  for (int i = 0; ok && i < n; i++) ok = write_all(fd, chunks[i], sizes[i]);
+  for (int i = 0; ok && i < n; i++) ok = rt_write_all(fd, chunks[i], sizes[i]);
   if (!ok) return rt_fail(err, "%s: cannot write the temporary file: %s", path, strerror(errno));
   if (fsync(fd) != 0) return rt_fail(err, "%s: cannot sync the temporary file: %s", path, strerror(errno));
   return true;

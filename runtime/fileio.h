@@ -17,6 +17,9 @@ bool rt_make_dirs(const char *dir, int mode, RtError *err);
  * descriptor (*tmp: its name, malloc'ed), or -1 with a message; for
  * writers that stream a file too large for rt_write_atomic. */
 int rt_create_temp(const char *path, char **tmp, RtError *err);
+/* Writes all n bytes to fd (retrying short writes and EINTR); false with
+ * errno set. */
+bool rt_write_all(int fd, const void *p, size_t n);
 /* Syncs the directory holding path, so that a rename into it is durable. */
 void rt_sync_parent_dir(const char *path);
 

@@ -206,19 +206,6 @@ static size_t zip_tail(uint8_t *buf, const ZipEntry *e, int n, uint64_t cd_offse
 
 /* ---- files ---------------------------------------------------------------- */
 
-static bool write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w == 0) errno = EIO;
-    if (w <= 0) return false;
-    c += w;
-    n -= (size_t)w;
-  }
-  return true;
-}
-
 /* Reads exactly n bytes at off; false with errno 0 at the end of the file. */
 static bool pread_all(int fd, void *p, size_t n, uint64_t off) {
   char *c = p;
@@ -283,7 +270,7 @@ static bool writer_start(NpzWriter *w, DType dtype, int rank, const int64_t *sha
   uint8_t local[LOCAL_BYTES + 300];
   size_t ll = local_header(local, &w->entry);
   w->crc = crc_update(0, head, hl);
-  if (!write_all(w->fd, local, ll) || !write_all(w->fd, head, hl))
+  if (!rt_write_all(w->fd, local, ll) || !rt_write_all(w->fd, head, hl))
     return rt_fail(err, "%s: cannot write the temporary file: %s", w->path, strerror(errno));
   return true;
 }
@@ -315,7 +302,7 @@ bool npz_writer_append(NpzWriter *w, const void *rows, int64_t nrows, RtError *e
     return rt_fail(err, "%s: %lld more rows after %lld of %lld", w->path, (long long)nrows, (long long)w->done,
                    (long long)w->rows);
   uint64_t n = (uint64_t)nrows * (uint64_t)w->row_bytes;
-  if (n && !write_all(w->fd, rows, n))
+  if (n && !rt_write_all(w->fd, rows, n))
     return rt_fail(err, "%s: cannot write the temporary file: %s", w->path, strerror(errno));
   w->crc = crc_update(w->crc, rows, n);
   w->done += nrows;
@@ -329,7 +316,7 @@ static bool writer_finish(NpzWriter *w, RtError *err) {
   w->entry.crc = w->crc;
   put32(crc, w->crc);
   size_t tl = zip_tail(tail, &w->entry, 1, local_header_bytes(&w->entry) + w->entry.size);
-  if (pwrite(w->fd, crc, 4, 14) != 4 || !write_all(w->fd, tail, tl))
+  if (pwrite(w->fd, crc, 4, 14) != 4 || !rt_write_all(w->fd, tail, tl))
     return rt_fail(err, "%s: cannot write the temporary file: %s", w->path, strerror(errno));
   if (fsync(w->fd) != 0) return rt_fail(err, "%s: cannot sync the temporary file: %s", w->path, strerror(errno));
   int fd = w->fd;
