@@ -58,6 +58,9 @@ const char *cli_include_dir(int argc, char **argv, int *i);
 uint64_t fnv1a64_update(uint64_t h, const void *data, size_t n);
 
 /* Checked int64 arithmetic: false on overflow. */
+/* Seconds on the monotonic clock: for durations and rates. */
+double monotonic_seconds(void);
+
 bool mul_overflows(int64_t a, int64_t b, int64_t *out);
 bool add_overflows(int64_t a, int64_t b, int64_t *out);
 

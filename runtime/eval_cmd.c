@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "fid.h"
 #include "fileio.h"
@@ -273,12 +272,6 @@ typedef struct {
   double t0;
 } Extractor;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Missing weights, or weights of another model, are bad inputs (2); a
  * model or backend that fails is 1. */
 static int open_net(Extractor *x, const EvalOptions *o, RtError *err) {
@@ -337,12 +330,12 @@ static Tensor *features_of(Extractor *x, const Input *in, bool *bad_input, RtErr
   Tensor *feats = tensor_new("features", DT_F32, 2, shape, err);
   uint8_t *u8 = malloc((size_t)(x->batch * in->h * in->w * in->c));
   bool ok = feats && (u8 || rt_fail(err, "out of memory"));
-  double t0 = now();
+  double t0 = monotonic_seconds();
   for (int64_t i = 0; ok && i < in->n; i += x->batch) {
     int64_t n = in->n - i < x->batch ? in->n - i : x->batch;
     ok = run_batch(x, in, i, n, u8, feats, bad_input, err);
     fprintf(stderr, "\reval: %s: %lld/%lld images, %.0f img/s   ", in->path, (long long)(i + n), (long long)in->n,
-            (double)(i + n) / (now() - t0 + 1e-9));
+            (double)(i + n) / (monotonic_seconds() - t0 + 1e-9));
   }
   fputc('\n', stderr);
   free(u8);

@@ -2,12 +2,12 @@
  * buffers first and then the per-batch ones, whose offsets scale with B,
  * exactly as plan.c laid them out. */
 #include "exec.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
   Backend *b;
@@ -132,12 +132,6 @@ static void *address(Run *r, XRef ref) {
   }
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* With IREPA_TRACE_KERNELS set, each kernel's wall time goes to stderr
  * (host backends; on a GPU it measures launches, not execution). */
 static bool run_kernels(Run *r, uint64_t seed) {
@@ -147,10 +141,10 @@ static bool run_kernels(Run *r, uint64_t seed) {
     const XKernel *K = &r->e->kernels[k];
     if (K->nargs > 64) return rt_fail(r->err, "kernel %s has %d arguments; at most 64", K->name, K->nargs);
     for (int i = 0; i < K->nargs; i++) args[i] = address(r, K->args[i]);
-    double t0 = trace ? now() : 0;
+    double t0 = trace ? monotonic_seconds() : 0;
     bool ok = K->has_gemm ? r->b->gemm(r->b, K, args, r->batch, r->err)
                           : r->b->kernel(r->b, K, args, r->batch, seed, r->err);
-    if (trace) fprintf(stderr, "%s %s %.6f s: %s\n", r->b->name, K->name, now() - t0, K->ops);
+    if (trace) fprintf(stderr, "%s %s %.6f s: %s\n", r->b->name, K->name, monotonic_seconds() - t0, K->ops);
     if (!ok) return false;
   }
   return r->b->finish(r->b, r->err);

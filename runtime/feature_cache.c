@@ -3,6 +3,7 @@
  * the header last, syncs and renames; opening maps the file and checks it
  * against the key before any of it is used. */
 #include "feature_cache.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char MAGIC[8] = {'I', 'R', 'E', 'P', 'A', 'F', 'C', '1'};
@@ -121,14 +121,8 @@ static bool try_map(FeatureCache *fc, const char *path, const FcKey *k, bool *mi
 
 /* ---- building ----------------------------------------------------------- */
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(int64_t done, int64_t n, double t0) {
-  double rate = (double)done / (now() - t0 + 1e-9), eta = (double)(n - done) / (rate > 0 ? rate : 1);
+  double rate = (double)done / (monotonic_seconds() - t0 + 1e-9), eta = (double)(n - done) / (rate > 0 ? rate : 1);
   fprintf(stderr, "\rtrain: caching encoder features: %lld/%lld items (%d%%), %.0f items/s, ETA %dm%02ds   ",
           (long long)done, (long long)n, (int)(100 * done / n), rate, (int)(eta / 60), (int)eta % 60);
 }
@@ -147,7 +141,7 @@ static bool write_data(FILE *f, const char *tmp, const FcKey *k, int64_t chunk, 
   static const unsigned char zero[FC_HEADER_BYTES];
   bool ok = write_all(f, zero, sizeof zero, tmp, err);
   uint64_t h = FC_HASH_INIT;
-  double t0 = now();
+  double t0 = monotonic_seconds();
   for (int64_t first = 0; ok && first < k->n; first += chunk) {
     int64_t count = k->n - first < chunk ? k->n - first : chunk;
     size_t bytes = sizeof(float) * per * (size_t)count; /* a multiple of 8 unless it is the last */

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -28,6 +27,7 @@
 #include "sampler.h"
 #include "train_cmd.h"
 #include "train_config.h"
+#include "util.h"
 
 enum { PATH_BYTES = 4200, GRID_MAX = 1024 };
 
@@ -365,14 +365,8 @@ typedef struct {
   int64_t done, total, batch; /* samples written, of total; the batch in flight */
 } Progress;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void show(Progress *p, double done) {
-  double el = now() - p->t0, rate = done > 0 ? done / el : 0, eta = rate > 0 ? ((double)p->total - done) / rate : 0;
+  double el = monotonic_seconds() - p->t0, rate = done > 0 ? done / el : 0, eta = rate > 0 ? ((double)p->total - done) / rate : 0;
   int width = 30, fill = (int)(width * done / (double)p->total);
   char bar[64];
   for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
@@ -417,7 +411,7 @@ static bool write_grid(const Job *j, const Outputs *out, RtError *err) {
 static bool sample_batches(Job *j, Outputs *out, int64_t b0, int64_t b1, RtError *err) {
   int64_t n = j->a.batch, total = j->a.num_samples, per = j->channels * j->side * j->side;
   uint8_t *img = malloc((size_t)(n * per));
-  Progress p = {now(), 0, 0, n};
+  Progress p = {monotonic_seconds(), 0, 0, n};
   for (int64_t b = b0; b < b1; b++) p.total += (b * n + n < total ? n : total - b * n);
   SamplerModel m = {&j->model, false, NULL, NULL};
   SamplerProgress sp = {on_step, &p};

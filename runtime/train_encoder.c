@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "fileio.h"
 #include "idx.h"
@@ -93,12 +92,6 @@ static int parse(EncOptions *o, int argc, char **argv) {
   return -1;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Linear warm-up over the first 5% of the steps, then a cosine to 0. */
 static double schedule(double peak, int64_t step, int64_t total) {
   int64_t warm = total / 20 > 0 ? total / 20 : 1;
@@ -142,7 +135,7 @@ static bool train(const EncOptions *o, Trainer *t, const Tensor *images, const T
   if (!ld) return false;
   int64_t total = o->epochs * loader_batches_per_epoch(ld);
   Hyper h = {o->lr, 0.9, 0.999, 1e-8, o->wd, 1.0, 0.0};
-  double t0 = now(), out[3], ema_loss = 0, hits = 0;
+  double t0 = monotonic_seconds(), out[3], ema_loss = 0, hits = 0;
   bool ok = true;
   for (int64_t step = 1; ok && step <= total; step++) {
     Tensor *x, *y;
@@ -156,7 +149,7 @@ static bool train(const EncOptions *o, Trainer *t, const Tensor *images, const T
     if (!ok) break;
     ema_loss = step == 1 ? out[0] : 0.98 * ema_loss + 0.02 * out[0];
     hits += out[1];
-    double rate = (double)step / (now() - t0);
+    double rate = (double)step / (monotonic_seconds() - t0);
     int64_t since = (step - 1) % 20 + 1; /* steps since the last line, whose hits are counted */
     if (step % 20 == 0 || step == total)
       fprintf(stderr, "\rstep %lld/%lld  epoch %lld  loss %.4f  train acc %.3f  %.0f img/s  ETA %dm%02ds   ",
@@ -184,7 +177,7 @@ int train_encoder_command(int argc, char **argv) {
   Trainer t;
   memset(&t, 0, sizeof t);
   Tensor *images = NULL, *labels = NULL, *test_x = NULL, *test_y = NULL;
-  double t0 = now(), acc = 0, test_loss = 0;
+  double t0 = monotonic_seconds(), acc = 0, test_loss = 0;
   bool ok = train_encoder_program(&t, o.backend, &err) && trainer_init(&t, (uint64_t)o.seed, &err) &&
             fmnist_load(fmnist_dir(), "train", &images, &labels, &err) &&
             fmnist_load(fmnist_dir(), "t10k", &test_x, &test_y, &err);
@@ -208,7 +201,7 @@ int train_encoder_command(int argc, char **argv) {
   }
   if (ok)
     printf("train-encoder: test accuracy %.2f%% (loss %.4f) on 10,000 images; %.0f s; wrote %s\n", 100 * acc,
-           test_loss, now() - t0, path);
+           test_loss, monotonic_seconds() - t0, path);
   else fprintf(stderr, "irepa-run train-encoder: error: %s\n", err.msg);
   trainer_free(&t);
   tensor_free(images);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "feature_cache.h"
 #include "fileio.h"
@@ -24,6 +23,7 @@
 #include "train_config.h"
 #include "train_data.h"
 #include "trainer.h"
+#include "util.h"
 
 enum {
   PATH_BYTES = 4200, /* two options of TC_STR_MAX and a file name */
@@ -278,12 +278,6 @@ static bool open_log(Run *r, int64_t step, RtError *err) {
 
 /* ---- the loop ----------------------------------------------------------- */
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static bool save(Run *r, int64_t step, RtError *err) {
   char path[PATH_BYTES], seed[32];
   snprintf(seed, sizeof seed, "%lld", (long long)r->c.seed);
@@ -386,12 +380,12 @@ static bool write_grid(Run *r, int64_t step, RtError *err) {
   if (!labels) return false;
   for (int64_t i = 0; i < n; i++) tensor_set(labels, i, (double)(i % c->num_classes));
   SamplerModel m = {&r->model, false, NULL, NULL};
-  double t0 = now();
+  double t0 = monotonic_seconds();
   bool ok = rt_make_dirs(path_in(r, "samples", path, sizeof path), 0777, err) &&
             sampler_write_grid(&m, &so, labels, r->data.channels, r->data.side, (uint64_t)c->seed,
                                path_in(r, name, path, sizeof path), err);
   tensor_free(labels);
-  if (ok) fprintf(stderr, "\ntrain: sample grid %s (%.1f s)\n", path, now() - t0);
+  if (ok) fprintf(stderr, "\ntrain: sample grid %s (%.1f s)\n", path, monotonic_seconds() - t0);
   return ok;
 }
 
@@ -412,9 +406,9 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     ok = coeff != NULL;
     if (ok) tensor_set(coeff, 0, r->proj_coeff);
   }
-  double t0 = now(), out[4];
+  double t0 = monotonic_seconds(), out[4];
   for (int64_t step = start + 1; ok && step <= c->max_train_steps; step++) {
-    double ts = now();
+    double ts = monotonic_seconds();
     LoaderBatch b;
     TensorList batch = {0};
     ok = loader_take(ld, &b, err);
@@ -428,9 +422,9 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     tensorlist_free(&batch);
     bool skipped = false;
     ok = ok && check_finite(r, step, out, &skipped, err);
-    double img_s = (double)c->batch_size / (now() - ts);
+    double img_s = (double)c->batch_size / (monotonic_seconds() - ts);
     ok = ok && log_step(r, step, out, h.lr, img_s, skipped, err);
-    double rate = (double)(step - start) / (now() - t0);
+    double rate = (double)(step - start) / (monotonic_seconds() - t0);
     progress(step, c->max_train_steps, out, img_s, (double)(c->max_train_steps - step) / rate);
     if (ok && (step % c->checkpointing_steps == 0 || step == c->max_train_steps)) ok = save(r, step, err);
     if (ok && grid_due(r, step)) ok = write_grid(r, step, err);
