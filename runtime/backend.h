@@ -11,6 +11,11 @@
 
 #include "irx.h"
 
+/* The most buffers one kernel may take. CUDA passes a launch's parameters
+ * in 4 KiB: this many pointers plus the batch, seed and status words fit.
+ * (The gradient-norm sum of a 12-block SiT already reads 131 buffers.) */
+enum { BACKEND_MAX_KERNEL_ARGS = 500 };
+
 typedef struct Backend Backend;
 struct Backend {
   const char *name;

@@ -72,8 +72,8 @@ static bool cuda_kernel(Backend *b, const XKernel *k, void *const *args, int64_t
   CudaBackend *c = (CudaBackend *)b;
   CUfunction fn;
   if (!cu_function(c->module, k->name, &fn, err)) return false;
-  void *params[70];
-  CUdeviceptr ptrs[64];
+  void *params[BACKEND_MAX_KERNEL_ARGS + 3];
+  CUdeviceptr ptrs[BACKEND_MAX_KERNEL_ARGS]; /* exec.c checked nargs */
   long long bl = batch;
   unsigned long long sd = seed;
   for (int i = 0; i < k->nargs; i++) {

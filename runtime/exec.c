@@ -135,11 +135,12 @@ static void *address(Run *r, XRef ref) {
 /* With IREPA_TRACE_KERNELS set, each kernel's wall time goes to stderr
  * (host backends; on a GPU it measures launches, not execution). */
 static bool run_kernels(Run *r, uint64_t seed) {
-  void *args[64];
+  void *args[BACKEND_MAX_KERNEL_ARGS];
   bool trace = getenv("IREPA_TRACE_KERNELS") != NULL;
   for (int k = 0; k < r->e->nkernels; k++) {
     const XKernel *K = &r->e->kernels[k];
-    if (K->nargs > 64) return rt_fail(r->err, "kernel %s has %d arguments; at most 64", K->name, K->nargs);
+    if (K->nargs > BACKEND_MAX_KERNEL_ARGS)
+      return rt_fail(r->err, "kernel %s has %d arguments; at most %d", K->name, K->nargs, BACKEND_MAX_KERNEL_ARGS);
     for (int i = 0; i < K->nargs; i++) args[i] = address(r, K->args[i]);
     double t0 = trace ? monotonic_seconds() : 0;
     bool ok = K->has_gemm ? r->b->gemm(r->b, K, args, r->batch, r->err)

@@ -25,7 +25,7 @@ IREPA_CONV_LOOP(irepa_conv2d_bwd_weight, irepa_conv2d_bwd_weight_at, d.O * d.C *
  * under a select. Within 2 ulp of tanh (checked
  * against double tanh at every float in [-12, 12]); +-inf give +-1 and
  * NaN stays NaN. */
-static inline float irepa_exp_reduced(float y) { /* 0 <= y <= 18 */
+static inline float irepa_exp_reduced(float y) { /* -87 <= y <= 88 */
   const float magic = 12582912.0f;
   float t = y * 1.44269504f + magic, n = t - magic;
   float r = y - n * 0.693359375f + n * 2.12194440e-4f;
@@ -123,14 +123,60 @@ void irepa_gemm(int dbl, int ta, int tb, idx_t m, idx_t n, idx_t k, const void *
 
 /* p[T,S] = softmax(q k^T scale) of one (batch, head), row by row; the row
  * sums accumulate in double. */
+/* e^y for y <= 0 (a softmax logit minus its row maximum), vectorisable:
+ * 0 below -87 (e^-87 is 1.6e-38, nothing next to the maximum's 1), NaN
+ * stays NaN so that the bad-value check sees it. */
+static inline float irepa_exp_nonpos(float y) {
+  float e = irepa_exp_reduced(y > -87.0f ? y : -87.0f);
+  return y > -87.0f ? e : y == y ? 0.0f : y;
+}
+
+/* Row maximum and sum in IREPA_LANES independent partial results, so that
+ * the loops vectorise (GCC keeps a single accumulator's order, and so
+ * scalar code, without -ffast-math); the order is fixed, so is the result. */
+enum { IREPA_LANES = 16 };
+
+static float irepa_row_max(const float *row, idx_t n) {
+  float lane[IREPA_LANES];
+  for (int l = 0; l < IREPA_LANES; l++) lane[l] = row[0];
+  idx_t j = 0;
+  for (; j + IREPA_LANES <= n; j += IREPA_LANES)
+    for (int l = 0; l < IREPA_LANES; l++) lane[l] = row[j + l] > lane[l] ? row[j + l] : lane[l];
+  float mx = row[0];
+  for (int l = 0; l < IREPA_LANES; l++) mx = lane[l] > mx ? lane[l] : mx;
+  for (; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  return mx;
+}
+
+static double irepa_row_sum(const float *row, idx_t n) {
+  float lane[IREPA_LANES] = {0};
+  idx_t j = 0;
+  for (; j + IREPA_LANES <= n; j += IREPA_LANES)
+    for (int l = 0; l < IREPA_LANES; l++) lane[l] += row[j + l];
+  double sum = 0;
+  for (int l = 0; l < IREPA_LANES; l++) sum += lane[l];
+  for (; j < n; j++) sum += row[j];
+  return sum;
+}
+
+static double irepa_row_dot(const float *a, const float *b, idx_t n) {
+  float lane[IREPA_LANES] = {0};
+  idx_t j = 0;
+  for (; j + IREPA_LANES <= n; j += IREPA_LANES)
+    for (int l = 0; l < IREPA_LANES; l++) lane[l] += a[j + l] * b[j + l];
+  double sum = 0;
+  for (int l = 0; l < IREPA_LANES; l++) sum += lane[l];
+  for (; j < n; j++) sum += (double)a[j] * b[j];
+  return sum;
+}
+
 static void irepa_attn_probs(const float *q, const float *k, irepa_attn_dims d, float *p) {
   irepa_sgemm(0, 1, d.T, d.S, d.D, (float)d.scale, q, k, p);
   for (idx_t t = 0; t < d.T; t++) {
-    float *row = p + t * d.S, mx = row[0];
-    double sum = 0;
-    for (idx_t j = 1; j < d.S; j++) mx = row[j] > mx ? row[j] : mx;
-    for (idx_t j = 0; j < d.S; j++) sum += row[j] = expf(row[j] - mx);
-    const float inv = (float)(1.0 / sum);
+    float *row = p + t * d.S;
+    const float mx = irepa_row_max(row, d.S);
+    for (idx_t j = 0; j < d.S; j++) row[j] = irepa_exp_nonpos(row[j] - mx);
+    const float inv = (float)(1.0 / irepa_row_sum(row, d.S));
     for (idx_t j = 0; j < d.S; j++) row[j] *= inv;
   }
 }
@@ -180,9 +226,8 @@ static int irepa_attention_bwd(const float *q, const float *k, const float *v, c
       for (idx_t t = 0; t < d.T; t++) {
         const float *p = P + t * d.S;
         float *ds = dS + t * d.S;
-        double dot = 0;
-        for (idx_t j = 0; j < d.S; j++) dot += (double)ds[j] * p[j];
-        for (idx_t j = 0; j < d.S; j++) ds[j] = (float)(p[j] * (ds[j] - dot) * d.scale);
+        const float dot = (float)irepa_row_dot(ds, p, d.S), scale = (float)d.scale;
+        for (idx_t j = 0; j < d.S; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
       }
       if (which == 0)
         irepa_sgemm(0, 0, d.T, d.D, d.S, 1.0f, dS, kb, rb);

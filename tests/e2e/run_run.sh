@@ -20,6 +20,10 @@ expect 0 "outputs written" -- "$run" run "$model" --entry loss --params "$golden
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || { echo "FAIL: two runs differ" >&2; failures=$((failures + 1)); }
 expect 0 "outputs written" -- "$run" run "$model" --entry loss --init --seed 3 --inputs "$golden" \
   --precision f32 --out "$tmp/c.safetensors"
+# A kernel reading more than 64 buffers (once the limit; a 12-block SiT's
+# gradient-norm sum reads 131).
+expect 0 "101 outputs written" -- "$run" run "$repo/tests/e2e/data/wide_params.irg" --entry loss --init --grad \
+  --backend c --out "$tmp/wide.safetensors"
 
 # Bad usage: exit 2, nothing written.
 cp "$tmp/a.safetensors" "$tmp/keep.safetensors"
