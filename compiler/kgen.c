@@ -102,9 +102,37 @@ const char *kg_flat(KGen *g, const Shape *s, KIndex i) {
   return v;
 }
 
+static Shape leading(const Shape *s, int rank) {
+  Shape r = *s;
+  r.rank = rank;
+  return r;
+}
+
+/* Splits a reshape's index (axes i.ax over i.of) over s: trailing axes of
+ * equal size map over unchanged (a reshape mostly splits or merges the
+ * leading axes), the rest goes through a flat index and divisions. */
+static KIndex resplit(KGen *g, const Shape *s, KIndex i) {
+  KIndex r = {0};
+  int ka = i.of->rank - 1, ks = s->rank - 1;
+  for (;;) {
+    while (ka >= 0 && is_one(i.of->d[ka])) ka--;
+    while (ks >= 0 && is_one(s->d[ks])) r.ax[ks--] = "0";
+    if (ka < 0 || ks < 0 || !dim_eq(i.of->d[ka], s->d[ks])) break;
+    r.ax[ks--] = i.ax[ka--];
+  }
+  if (ks < 0) return r;
+  Shape from = leading(i.of, ka + 1), to = leading(s, ks + 1);
+  KIndex head = {0};
+  for (int k = 0; k <= ka; k++) head.ax[k] = i.ax[k];
+  KIndex m = kg_split(g, &to, kg_at(ka < 0 ? "0" : kg_flat(g, &from, head)));
+  for (int k = 0; k <= ks; k++) r.ax[k] = m.ax[k];
+  return r;
+}
+
 /* Splits a flat index into one expression per axis. */
 KIndex kg_split(KGen *g, const Shape *s, KIndex i) {
   if (!i.flat) return i;
+  if (i.of) return resplit(g, s, i);
   KIndex r = {0};
   const char *rest = i.pos;
   for (int k = 0; k < s->rank; k++) r.ax[k] = "0";
@@ -129,7 +157,7 @@ KIndex kg_split(KGen *g, const Shape *s, KIndex i) {
   return r;
 }
 
-KIndex kg_at(const char *pos) { return (KIndex){true, pos, {0}}; }
+KIndex kg_at(const char *pos) { return (KIndex){true, pos, {0}, NULL}; }
 
 /* The index of operand `src` read by an elementwise op whose result has
  * shape `out`: numpy broadcasting, axes aligned on the right. */
@@ -259,7 +287,14 @@ static const char *affine(KGen *g, int64_t start, const char *ax, int64_t step) 
 
 static const char *movement(KGen *g, const Node *n, KIndex i) {
   const Node *s = n->src[0];
-  if (n->op == OP_RESHAPE) return kg_value(g, s, kg_at(kg_flat(g, &n->shape, i)));
+  if (n->op == OP_RESHAPE) {
+    KIndex r = kg_at(kg_flat(g, &n->shape, i));
+    if (!i.flat) {
+      for (int k = 0; k < n->shape.rank; k++) r.ax[k] = i.ax[k];
+      r.of = &n->shape;
+    }
+    return kg_value(g, s, r);
+  }
   if (n->op == OP_EXPAND) return kg_value(g, s, operand_index(g, &n->shape, i, &s->shape));
   KIndex m = kg_split(g, &n->shape, i), r = {0};
   if (n->op == OP_PERMUTE) {

@@ -14,6 +14,9 @@ typedef struct {
   bool flat;
   const char *pos;                  /* flat */
   const char *ax[IR_MAX_RANK];      /* per axis */
+  /* A flat index made from axes (a reshape's): ax holds them, over this
+   * shape, so that splitting it again reuses them instead of dividing. */
+  const Shape *of;
 } KIndex;
 
 typedef struct {
