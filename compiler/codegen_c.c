@@ -140,10 +140,14 @@ static void attention(KGen *g) {
           d(g, q->d[r - 1]), d(g, v->d[r - 1]), n->attr.value);
   const char *args = arena_printf(g->a, "%s, %s, %s", kg_arg(g->a, g->K, n->src[0]), kg_arg(g->a, g->K, n->src[1]),
                                   kg_arg(g->a, g->K, n->src[2]));
-  if (n->op == OP_ATTENTION) kg_line(g, "if (irepa_attention(%s, out0, d)) *status = 2;", args);
-  else
-    kg_line(g, "if (irepa_attention_bwd(%s, %s, out0, d, %d)) *status = 2;", args, kg_arg(g->a, g->K, n->src[3]),
-            n->attr.index);
+  if (n->op == OP_ATTENTION) {
+    kg_line(g, "if (irepa_attention(%s, out0, d)) *status = 2;", args);
+    return;
+  }
+  const char *grad[3] = {"NULL", "NULL", "NULL"}; /* dq, dk, dv: the ones this kernel computes */
+  for (int i = 0; i < g->K->nnodes; i++) grad[g->K->nodes[i]->attr.index] = kg_arg(g->a, g->K, g->K->nodes[i]);
+  kg_line(g, "if (irepa_attention_bwd(%s, %s, %s, %s, %s, d)) *status = 2;", args, kg_arg(g->a, g->K, n->src[3]),
+          grad[0], grad[1], grad[2]);
 }
 
 /* GATHER: out[i, :] = table[idx[i], :]; SCATTER_ADD: out[idx[i], :] += g[i, :]

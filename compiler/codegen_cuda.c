@@ -38,8 +38,11 @@ static bool small_reduction(const Node *r) {
   return (!n.sym && n.n <= SMALL_REDUCTION) || m.n >= MANY_OUTPUTS;
 }
 
-static bool attention_rows_per_thread(const Node *n) {
-  return n->op == OP_ATTENTION || (n->op == OP_ATTENTION_BWD && n->attr.index == 0);
+/* The forward, and dq alone, take a thread per query row; any other
+ * backward kernel (dk, dv, or several gradients fused) a block per head. */
+static bool attention_rows_per_thread(const Kernel *K) {
+  const Node *n = K->nodes[0];
+  return n->op == OP_ATTENTION || (K->nnodes == 1 && n->attr.index == 0);
 }
 
 static Dim attention_rows(const Node *n, bool keys) {
@@ -60,7 +63,7 @@ LaunchShape cg_cuda_launch(const Kernel *K) {
     return (LaunchShape){kg_numel(&kept), 1, n.sym || n.n > 128 ? BLOCK : 32};
   }
   case K_ATTENTION:
-    if (attention_rows_per_thread(r)) return (LaunchShape){attention_rows(r, false), ATTN_BLOCK, ATTN_BLOCK};
+    if (attention_rows_per_thread(K)) return (LaunchShape){attention_rows(r, false), ATTN_BLOCK, ATTN_BLOCK};
     {
       Shape batch = r->src[0]->shape;
       batch.rank -= 2;
@@ -80,7 +83,7 @@ LaunchShape cg_cuda_launch(const Kernel *K) {
 
 static bool uses_sync(const Kernel *K) {
   const Node *r = root_of(K);
-  return (K->kind == K_REDUCE && !small_reduction(r)) || (K->kind == K_ATTENTION && !attention_rows_per_thread(r));
+  return (K->kind == K_REDUCE && !small_reduction(r)) || (K->kind == K_ATTENTION && !attention_rows_per_thread(K));
 }
 
 static const char *param_list(KGen *g, bool typed) {
@@ -243,12 +246,14 @@ static void attention_dq(KGen *g, const char *q, const char *k, const char *v, c
   kg_line(g, "for (idx_t e = 0; e < d.D; e++) out0[row * d.D + e] = acc[e];");
 }
 
-/* dk and dv: a block per (batch, head). Its threads first put every query
- * row's softmax statistics and D_i in shared memory, then each takes keys. */
-static bool attention_dkv(KGen *g, const Node *n, const char *q, const char *k, const char *v, const char *gr) {
+/* dq, dk and dv (those of out[0..2] that are not NULL): a block per
+ * (batch, head). Its threads first put every query row's softmax
+ * statistics and D_i in shared memory, then each takes keys (dk, dv) and
+ * then query rows (dq). */
+static bool attention_block(KGen *g, const Node *n, const char *q, const char *k, const char *v, const char *gr,
+                            const char *const out[3]) {
   const Shape *qs = &n->src[0]->shape;
-  int64_t T = qs->d[qs->rank - 2].n, width = n->attr.index == 1 ? qs->d[qs->rank - 1].n
-                                                                    : n->src[2]->shape.d[qs->rank - 1].n;
+  int64_t T = qs->d[qs->rank - 2].n, D = qs->d[qs->rank - 1].n, Dv = n->src[2]->shape.d[qs->rank - 1].n;
   if (qs->d[qs->rank - 2].sym || 3 * T > SHARED_FLOATS) {
     diag_error(g->d, n->loc, "the CUDA attention backward keeps 3 floats per query row in shared memory: "
                              "at most %d rows, not %lld", SHARED_FLOATS / 3, (long long)T);
@@ -267,21 +272,35 @@ static bool attention_dkv(KGen *g, const Node *n, const char *q, const char *k, 
   kg_line(g, "    st[3 * i] = m, st[3 * i + 1] = l, st[3 * i + 2] = Di;");
   kg_line(g, "  }");
   kg_line(g, "  __syncthreads();");
-  kg_line(g, "  for (idx_t j = threadIdx.x; j < d.S; j += blockDim.x) {");
-  kg_line(g, "    float acc[%lld];", (long long)width);
-  kg_line(g, "    for (idx_t e = 0; e < %lld; e++) acc[e] = 0;", (long long)width);
-  kg_line(g, "    for (idx_t i = 0; i < d.T; i++) {");
-  kg_line(g, "      const float p = expf(irepa_dot(qb + i * d.D, kb + j * d.D, d.D) * d.scale - st[3 * i]) / st[3 * i + 1];");
-  if (n->attr.index == 2) {
-    kg_line(g, "      for (idx_t e = 0; e < d.Dv; e++) acc[e] += p * gb[i * d.Dv + e];");
-  } else {
-    kg_line(g, "      const float ds = p * (irepa_dot(gb + i * d.Dv, vb + j * d.Dv, d.Dv) - st[3 * i + 2]) * d.scale;");
-    kg_line(g, "      for (idx_t e = 0; e < d.D; e++) acc[e] += ds * qb[i * d.D + e];");
+  if (out[1] || out[2]) {
+    kg_line(g, "  for (idx_t j = threadIdx.x; j < d.S; j += blockDim.x) {");
+    if (out[1]) kg_line(g, "    float ak[%lld] = {0};", (long long)D);
+    if (out[2]) kg_line(g, "    float av[%lld] = {0};", (long long)Dv);
+    kg_line(g, "    for (idx_t i = 0; i < d.T; i++) {");
+    kg_line(g, "      const float p = expf(irepa_dot(qb + i * d.D, kb + j * d.D, d.D) * d.scale - st[3 * i]) / "
+               "st[3 * i + 1];");
+    if (out[2]) kg_line(g, "      for (idx_t e = 0; e < d.Dv; e++) av[e] += p * gb[i * d.Dv + e];");
+    if (out[1]) {
+      kg_line(g, "      const float ds = p * (irepa_dot(gb + i * d.Dv, vb + j * d.Dv, d.Dv) - st[3 * i + 2]) * d.scale;");
+      kg_line(g, "      for (idx_t e = 0; e < d.D; e++) ak[e] += ds * qb[i * d.D + e];");
+    }
+    kg_line(g, "    }");
+    if (out[1]) kg_line(g, "    for (idx_t e = 0; e < d.D; e++) %s[(b * d.S + j) * d.D + e] = ak[e];", out[1]);
+    if (out[2]) kg_line(g, "    for (idx_t e = 0; e < d.Dv; e++) %s[(b * d.S + j) * d.Dv + e] = av[e];", out[2]);
+    kg_line(g, "  }");
   }
-  kg_line(g, "    }");
-  kg_line(g, "    for (idx_t e = 0; e < %lld; e++) out0[j * %lld + e + b * d.S * %lld] = acc[e];", (long long)width,
-          (long long)width, (long long)width);
-  kg_line(g, "  }");
+  if (out[0]) {
+    kg_line(g, "  for (idx_t i = threadIdx.x; i < d.T; i += blockDim.x) {");
+    kg_line(g, "    float aq[%lld] = {0};", (long long)D);
+    kg_line(g, "    for (idx_t j = 0; j < d.S; j++) {");
+    kg_line(g, "      const float p = expf(irepa_dot(qb + i * d.D, kb + j * d.D, d.D) * d.scale - st[3 * i]) / "
+               "st[3 * i + 1];");
+    kg_line(g, "      const float ds = p * (irepa_dot(gb + i * d.Dv, vb + j * d.Dv, d.Dv) - st[3 * i + 2]) * d.scale;");
+    kg_line(g, "      for (idx_t e = 0; e < d.D; e++) aq[e] += ds * kb[j * d.D + e];");
+    kg_line(g, "    }");
+    kg_line(g, "    for (idx_t e = 0; e < d.D; e++) %s[(b * d.T + i) * d.D + e] = aq[e];", out[0]);
+    kg_line(g, "  }");
+  }
   kg_line(g, "  __syncthreads();");
   kg_line(g, "}");
   return true;
@@ -298,11 +317,13 @@ static bool attention(KGen *g) {
     return true;
   }
   const char *gr = kg_arg(g->a, g->K, n->src[3]);
-  if (n->attr.index == 0) {
+  if (attention_rows_per_thread(g->K)) {
     attention_dq(g, q, k, v, gr, qs->d[qs->rank - 1].n);
     return true;
   }
-  return attention_dkv(g, n, q, k, v, gr);
+  const char *out[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < g->K->nnodes; i++) out[g->K->nodes[i]->attr.index] = kg_arg(g->a, g->K, g->K->nodes[i]);
+  return attention_block(g, n, q, k, v, gr, out);
 }
 
 static void launcher(KGen *g, const char *name) {

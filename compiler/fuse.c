@@ -172,6 +172,36 @@ static int transposed_output(Fuser *F, int i) {
   return k;
 }
 
+static bool same_attention(const Node *a, const Node *b) {
+  if (a->op != OP_ATTENTION_BWD || b->op != OP_ATTENTION_BWD || a->attr.value != b->attr.value) return false;
+  for (int k = 0; k < 4; k++)
+    if (a->src[k] != b->src[k]) return false;
+  return true;
+}
+
+/* The gradients of one attention w.r.t. q, k and v share their work (the
+ * probabilities, and dS for q and k): they become one kernel with up to
+ * three outputs. Only a sibling a few nodes later is joined, and only when
+ * nothing reads this gradient before it, so the kernel order stays a
+ * topological one. */
+enum { SIBLING_WINDOW = 8 };
+
+static int attention_sibling(Fuser *F, int i) {
+  const Graph *g = F->g;
+  if (g->nodes[i]->op != OP_ATTENTION_BWD) return -1;
+  for (int j = i + 1; j < g->n && j <= i + SIBLING_WINDOW; j++) {
+    int k = F->kernel_of[j];
+    if (k < 0 || !same_attention(g->nodes[i], g->nodes[j])) continue;
+    int last = j; /* the kernel's root: its highest sibling */
+    for (int m = j + 1; m < g->n && m <= i + 2 * SIBLING_WINDOW; m++)
+      if (F->kernel_of[m] == k) last = m;
+    for (int u = F->user_start[i]; u < F->user_start[i + 1]; u++)
+      if (F->users[u]->id <= last) return -1;
+    return k;
+  }
+  return -1;
+}
+
 static void group(Fuser *F) {
   for (int i = F->g->n - 1; i >= 0; i--) {
     F->kernel_of[i] = -1;
@@ -181,6 +211,7 @@ static void group(Fuser *F) {
       continue;
     }
     int k = transposed_output(F, i);
+    if (k < 0) k = attention_sibling(F, i);
     if (k < 0) k = host_kernel(F, i);
     if (k < 0) {
       k = F->nkernels++;

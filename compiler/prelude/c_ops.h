@@ -200,13 +200,12 @@ static int irepa_attention(const float *q, const float *k, const float *v, float
   return failed;
 }
 
-/* Gradient of attention w.r.t. q (which 0), k (1) or v (2), given g = dL/do:
- *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)) s,  dq = dS k,  dk = dS^T q.
- * P is recomputed (each of the three is its own op). */
-static int irepa_attention_bwd(const float *q, const float *k, const float *v, const float *g, float *r,
-                               irepa_attn_dims d, int which) {
+/* Gradients of attention given g = dL/do, any of dq, dk, dv (NULL: not
+ * wanted), from one computation of the probabilities P per (batch, head):
+ *   dv = P^T g,  dS = P * (g v^T - rowsum(P * g v^T)) s,  dq = dS k,  dk = dS^T q. */
+static int irepa_attention_bwd(const float *q, const float *k, const float *v, const float *g, float *dq,
+                               float *dk, float *dv, irepa_attn_dims d) {
   int failed = 0;
-  idx_t rows = which == 0 ? d.T : d.S, width = which == 2 ? d.Dv : d.D;
 #pragma omp parallel reduction(| : failed)
   {
     float *P = (float *)malloc(sizeof(float) * (size_t)(2 * d.T * d.S));
@@ -214,14 +213,12 @@ static int irepa_attention_bwd(const float *q, const float *k, const float *v, c
 #pragma omp for schedule(static)
     for (idx_t b = 0; b < d.BH; b++) {
       if (!P) continue;
-      float *dS = P + d.T * d.S, *rb = r + b * rows * width;
+      float *dS = P + d.T * d.S;
       const float *qb = q + b * d.T * d.D, *kb = k + b * d.S * d.D, *vb = v + b * d.S * d.Dv;
       const float *gb = g + b * d.T * d.Dv;
       irepa_attn_probs(qb, kb, d, P);
-      if (which == 2) {
-        irepa_sgemm(1, 0, d.S, d.Dv, d.T, 1.0f, P, gb, rb);
-        continue;
-      }
+      if (dv) irepa_sgemm(1, 0, d.S, d.Dv, d.T, 1.0f, P, gb, dv + b * d.S * d.Dv);
+      if (!dq && !dk) continue;
       irepa_sgemm(0, 1, d.T, d.S, d.Dv, 1.0f, gb, vb, dS);
       for (idx_t t = 0; t < d.T; t++) {
         const float *p = P + t * d.S;
@@ -229,10 +226,8 @@ static int irepa_attention_bwd(const float *q, const float *k, const float *v, c
         const float dot = (float)irepa_row_dot(ds, p, d.S), scale = (float)d.scale;
         for (idx_t j = 0; j < d.S; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
       }
-      if (which == 0)
-        irepa_sgemm(0, 0, d.T, d.D, d.S, 1.0f, dS, kb, rb);
-      else
-        irepa_sgemm(1, 0, d.S, d.D, d.T, 1.0f, dS, qb, rb);
+      if (dq) irepa_sgemm(0, 0, d.T, d.D, d.S, 1.0f, dS, kb, dq + b * d.T * d.D);
+      if (dk) irepa_sgemm(1, 0, d.S, d.D, d.T, 1.0f, dS, qb, dk + b * d.S * d.D);
     }
     free(P);
   }
