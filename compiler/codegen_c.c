@@ -35,8 +35,11 @@ static void open_args(KGen *g) {
 }
 
 /* Opens one loop per axis of s whose size is not 1, the outer ones
- * collapsed under one OpenMP pragma; returns the number opened. */
-static int open_loops(KGen *g, const Shape *s, const char *prefix, const char **names, bool parallel) {
+ * collapsed under one OpenMP pragma, which runs on several threads when
+ * `work` elements (NULL: the loops' own count) are enough to pay for it;
+ * returns the number opened. */
+static int open_loops(KGen *g, const Shape *s, const char *prefix, const char **names, const char *work,
+                      bool parallel) {
   int loops = 0, n = 0;
   for (int k = 0; k < s->rank; k++) {
     names[k] = arena_printf(g->a, "%s%d", prefix, k);
@@ -45,7 +48,7 @@ static int open_loops(KGen *g, const Shape *s, const char *prefix, const char **
   if (parallel && loops > 0)
     kg_line(g, "#pragma omp parallel for%s schedule(static) if (%s > %d)",
             loops > 1 ? arena_printf(g->a, " collapse(%d)", loops > 2 ? loops - 1 : loops) : "",
-            kg_numel_expr(g->a, s), PARALLEL_MIN);
+            work ? work : kg_numel_expr(g->a, s), PARALLEL_MIN);
   for (int k = 0; k < s->rank; k++) {
     if (!s->d[k].sym && s->d[k].n == 1) continue;
     kg_line(g, "for (idx_t %s = 0; %s < %s; %s++)%s", names[k], names[k], kg_dim(g->a, s->d[k]), names[k],
@@ -69,7 +72,7 @@ static void close_loops(KGen *g, int loops) {
 static void pointwise(KGen *g) {
   const Node *root = g->K->nodes[g->K->nnodes - 1];
   const char *names[IR_MAX_RANK];
-  int loops = open_loops(g, &root->shape, "i", names, true);
+  int loops = open_loops(g, &root->shape, "i", names, NULL, true);
   g->indent += !loops;
   KIndex at = kg_axes(&root->shape, names);
   const char *v = kg_value(g, root, at);
@@ -78,30 +81,96 @@ static void pointwise(KGen *g) {
   close_loops(g, loops);
 }
 
-static void reduce(KGen *g) {
-  const Node *root = g->K->nodes[g->K->nnodes - 1], *src = root->src[0];
-  uint32_t axes = root->attr.axes;
-  Shape kept = kg_reduce_axes(&src->shape, axes, false), red = kg_reduce_axes(&src->shape, axes, true);
-  const char *kn[IR_MAX_RANK], *rn[IR_MAX_RANK];
-  int loops = open_loops(g, &kept, "o", kn, true);
-  g->indent += !loops;
-  bool max = root->op == OP_RMAX;
-  kg_line(g, "double acc = %s;", max ? "-1.0 / 0.0" : "0");
-  int rloops = open_loops(g, &red, "r", rn, false);
-  g->indent += !rloops;
-  KIndex at = {0}, out = {0};
+/* The index of a reduction's source from its kept (kn) and reduced (rn)
+ * loop variables, and the index of its result. */
+static void reduce_index(const Node *root, const char **kn, const char **rn, KIndex *at, KIndex *out) {
+  const Shape *s = &root->src[0]->shape;
   int ki = 0, ri = 0, oi = 0;
-  for (int k = 0; k < src->shape.rank; k++) {
-    bool r = (axes >> k) & 1;
+  for (int k = 0; k < s->rank; k++) {
+    bool r = (root->attr.axes >> k) & 1;
     const char *name = r ? rn[ri] : kn[ki];
-    at.ax[k] = !src->shape.d[k].sym && src->shape.d[k].n == 1 ? "0" : name;
-    if (!r) out.ax[oi++] = at.ax[k];
-    else if (root->attr.keepdims) out.ax[oi++] = "0";
+    at->ax[k] = !s->d[k].sym && s->d[k].n == 1 ? "0" : name;
+    if (!r) out->ax[oi++] = at->ax[k];
+    else if (root->attr.keepdims) out->ax[oi++] = "0";
     ri += r;
     ki += !r;
   }
+}
+
+/* Columns of a reduction whose innermost axis is kept (bias gradients,
+ * the sums over the tokens of a norm's backward) go CHUNK at a time: the
+ * chunk's sums are an array and the innermost loop runs along memory,
+ * where it vectorises, instead of each sum striding down a column. Each
+ * sum still adds in the same order, in double: the results do not change. */
+enum { CHUNK = 64 };
+
+static bool column_reduction(const Node *root) {
+  const Shape *s = &root->src[0]->shape;
+  int last = s->rank - 1;
+  bool reduces = false;
+  for (int k = 0; k < last; k++) reduces |= ((root->attr.axes >> k) & 1) && (s->d[k].sym || s->d[k].n != 1);
+  return last > 0 && reduces && !((root->attr.axes >> last) & 1) && !s->d[last].sym && s->d[last].n > 1;
+}
+
+static void reduce_columns(KGen *g, const Node *root, const char *init, const char *work) {
+  const Shape *src = &root->src[0]->shape;
+  Shape kept = kg_reduce_axes(src, root->attr.axes, false), red = kg_reduce_axes(src, root->attr.axes, true);
+  int64_t n = src->d[src->rank - 1].n, chunk = n < CHUNK ? n : CHUNK;
+  Shape outer = kept; /* the kept axes with the last one counted in chunks */
+  outer.d[kept.rank - 1] = (Dim){(n + chunk - 1) / chunk, false};
+  const char *kn[IR_MAX_RANK], *rn[IR_MAX_RANK];
+  int loops = open_loops(g, &outer, "o", kn, work, true);
+  g->indent += !loops;
+  const char *c = outer.d[kept.rank - 1].n == 1 ? "0" : kn[kept.rank - 1]; /* no loop over one chunk */
+  kg_line(g, "double acc[%lld];", (long long)chunk);
+  kg_line(g, "const idx_t width = %lld - %s * %lld < %lld ? %lld - %s * %lld : %lld;", (long long)n, c,
+          (long long)chunk, (long long)chunk, (long long)n, c, (long long)chunk, (long long)chunk);
+  kg_line(g, "for (idx_t l = 0; l < width; l++) acc[l] = %s;", init);
+  int rloops = open_loops(g, &red, "r", rn, NULL, false);
+  g->indent += !rloops;
+  kg_line(g, "for (idx_t l = 0; l < width; l++) {");
+  g->indent++;
+  kg_line(g, "const idx_t oc = %s * %lld + l;", c, (long long)chunk);
+  kn[kept.rank - 1] = "oc";
+  KIndex at = {0}, out = {0};
+  reduce_index(root, kn, rn, &at, &out);
+  const char *v = kg_value(g, root->src[0], at);
+  if (root->op == OP_RMAX) kg_line(g, "if (%s > acc[l]) acc[l] = %s;", v, v);
+  else kg_line(g, "acc[l] += %s;", v);
+  g->indent--;
+  kg_line(g, "}");
+  g->indent -= !rloops;
+  close_loops(g, rloops);
+  kg_line(g, "for (idx_t l = 0; l < width; l++) {");
+  g->indent++;
+  kg_line(g, "const idx_t oc = %s * %lld + l;", c, (long long)chunk);
+  if (root->op == OP_MEAN) kg_line(g, "acc[l] /= (double)%s;", kg_numel_expr(g->a, &red));
+  kg_store(g, root, kg_flat(g, &root->shape, out), "acc[l]");
+  g->indent--;
+  kg_line(g, "}");
+  g->indent -= !loops;
+  close_loops(g, loops);
+}
+
+static void reduce(KGen *g) {
+  const Node *root = g->K->nodes[g->K->nnodes - 1], *src = root->src[0];
+  const char *init = root->op == OP_RMAX ? "-1.0 / 0.0" : "0";
+  const char *work = kg_numel_expr(g->a, &src->shape); /* threads by the elements read, not the results */
+  if (column_reduction(root)) {
+    reduce_columns(g, root, init, work);
+    return;
+  }
+  Shape kept = kg_reduce_axes(&src->shape, root->attr.axes, false), red = kg_reduce_axes(&src->shape, root->attr.axes, true);
+  const char *kn[IR_MAX_RANK], *rn[IR_MAX_RANK];
+  int loops = open_loops(g, &kept, "o", kn, work, true);
+  g->indent += !loops;
+  kg_line(g, "double acc = %s;", init);
+  int rloops = open_loops(g, &red, "r", rn, NULL, false);
+  g->indent += !rloops;
+  KIndex at = {0}, out = {0};
+  reduce_index(root, kn, rn, &at, &out);
   const char *v = kg_value(g, src, at);
-  if (max) kg_line(g, "if (%s > acc) acc = %s;", v, v);
+  if (root->op == OP_RMAX) kg_line(g, "if (%s > acc) acc = %s;", v, v);
   else kg_line(g, "acc += %s;", v);
   g->indent -= !rloops;
   close_loops(g, rloops);
