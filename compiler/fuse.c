@@ -134,6 +134,17 @@ static bool set_add(Arena *a, KernelSet *s, int k) {
   return true;
 }
 
+/* A transpose of a matmul read by nothing else: the GEMM writes it
+ * (transposed_output), so it costs nothing to keep, while recomputing it
+ * would read the matmul's result across its rows in every reader (the
+ * weight gradients of linear layers, read by the norm and AdamW). */
+static bool gemm_writes_transposed(const Fuser *F, int i) {
+  const Node *n = F->g->nodes[i];
+  if (!fuse_is_transpose(n)) return false;
+  const Node *mm = n->src[0];
+  return mm->op == OP_MATMUL && F->uses[mm->id] == 1 && !F->is_output[mm->id];
+}
+
 /* A pointwise value that only pointwise and reduction kernels read is
  * computed again inside each of them instead of being written to memory
  * once and read back: its inputs are read instead, which costs the same
@@ -143,6 +154,7 @@ static bool set_add(Arena *a, KernelSet *s, int k) {
  * by the variance, the normalisation and the backward pass. */
 static bool recompute(Fuser *F, int i) {
   if (F->kind[i] != K_POINTWISE || F->is_output[i] || F->uses[i] < 1) return false;
+  if (gemm_writes_transposed(F, i)) return false; /* computed once, by the GEMM itself */
   if (F->uses[i] == 1 && F->kernel_of[F->user[i]->id] >= 0) return false; /* an ordinary join */
   KernelSet s = {0};
   for (int u = F->user_start[i]; u < F->user_start[i + 1]; u++) {
