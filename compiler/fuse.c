@@ -115,13 +115,22 @@ bool fuse_is_transpose(const Node *n) {
   return n->attr.perm[r - 2] == r - 1 && n->attr.perm[r - 1] == r - 2;
 }
 
+/* An operand the GEMM reads in place, without a copy: a transpose (a
+ * flag), or a reshape of a stored value (a buffer is row-major whatever
+ * its shape), given straight to the matmul or to such a transpose. */
+static bool gemm_operand(const Fuser *F, int i) {
+  const Node *n = F->g->nodes[i], *u = F->user[i];
+  if (u->op == OP_MATMUL) return fuse_is_transpose(n) || (n->op == OP_RESHAPE && n->src[0]->op != OP_CONST);
+  return n->op == OP_RESHAPE && n->src[0]->op != OP_CONST && fuse_is_transpose(u) && F->uses[u->id] == 1 &&
+         F->user[u->id]->op == OP_MATMUL;
+}
+
 /* The kernel a node joins, or -1 to start its own. */
 static int host_kernel(Fuser *F, int i) {
   if (F->kind[i] != K_POINTWISE || F->uses[i] != 1 || F->is_output[i]) return -1;
   int k = F->kernel_of[F->user[i]->id];
   if (k < 0) return -1;
-  if (F->kernel_kind[k] == K_MATMUL) /* only an operand of the matmul itself */
-    return F->user[i]->op == OP_MATMUL && fuse_is_transpose(F->g->nodes[i]) ? k : -1;
+  if (F->kernel_kind[k] == K_MATMUL) return gemm_operand(F, i) ? k : -1;
   return F->kernel_kind[k] == K_POINTWISE || F->kernel_kind[k] == K_REDUCE ? k : -1;
 }
 

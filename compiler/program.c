@@ -70,6 +70,15 @@ static bool in_kernel(const Kernel *K, const Node *x) {
   return false;
 }
 
+/* The buffer a GEMM operand is read from: through a transpose (the GEMM's
+ * flag) and reshapes (views: a buffer is row-major, whatever its shape). */
+static const Node *stored_operand(const Kernel *K, const Node *x, bool *transposed) {
+  *transposed = in_kernel(K, x) && x->op == OP_PERMUTE;
+  if (*transposed) x = x->src[0];
+  while (in_kernel(K, x) && x->op == OP_RESHAPE) x = x->src[0];
+  return x;
+}
+
 static Dim dim_mul(Dim x, Dim y) { return (Dim){x.n * y.n, x.sym || y.sym}; }
 
 /* Batch strides of a stored operand of logical shape s (its last two axes
@@ -112,10 +121,8 @@ bool program_gemm(const Kernel *K, GemmDesc *g) {
   if (!mm || (root != mm && !fuse_is_transpose(root))) return false;
   const Node *opa = mm->src[0], *opb = mm->src[1];
   memset(g, 0, sizeof *g);
-  g->ta = in_kernel(K, opa);
-  g->tb = in_kernel(K, opb);
-  g->a_arg = arg_index(K, g->ta ? opa->src[0] : opa);
-  g->b_arg = arg_index(K, g->tb ? opb->src[0] : opb);
+  g->a_arg = arg_index(K, stored_operand(K, opa, &g->ta));
+  g->b_arg = arg_index(K, stored_operand(K, opb, &g->tb));
   const Shape *o = &mm->shape;
   g->m = o->d[o->rank - 2];
   g->n = o->d[o->rank - 1];
