@@ -102,26 +102,53 @@ const char *kg_flat(KGen *g, const Shape *s, KIndex i) {
   return v;
 }
 
-static Shape leading(const Shape *s, int rank) {
-  Shape r = *s;
-  r.rank = rank;
-  return r;
-}
-
-/* Splits a reshape's index (axes i.ax over i.of) over s: trailing axes of
- * equal size map over unchanged (a reshape mostly splits or merges the
- * leading axes), the rest goes through a flat index and divisions. */
+/* Splits a reshape's index (axes i.ax over i.of) over s. Walking both
+ * shapes from the innermost axis, the axes are grouped where their sizes'
+ * products meet (1152 -> 3 x 6 x 64, say): a group of one axis on each
+ * side maps over unchanged, any other goes through a flat index of its
+ * own and divisions by its own sizes only. A symbolic size must match
+ * exactly; what is left outside the groups is split as a whole. */
 static KIndex resplit(KGen *g, const Shape *s, KIndex i) {
   KIndex r = {0};
-  int ka = i.of->rank - 1, ks = s->rank - 1;
+  const Shape *a = i.of;
+  int ka = a->rank - 1, ks = s->rank - 1;
+  for (int k = 0; k < s->rank; k++) r.ax[k] = "0";
   for (;;) {
-    while (ka >= 0 && is_one(i.of->d[ka])) ka--;
-    while (ks >= 0 && is_one(s->d[ks])) r.ax[ks--] = "0";
-    if (ka < 0 || ks < 0 || !dim_eq(i.of->d[ka], s->d[ks])) break;
-    r.ax[ks--] = i.ax[ka--];
+    while (ka >= 0 && is_one(a->d[ka])) ka--;
+    while (ks >= 0 && is_one(s->d[ks])) ks--;
+    if (ka < 0 || ks < 0) break;
+    if (a->d[ka].sym || s->d[ks].sym) {
+      if (!dim_eq(a->d[ka], s->d[ks])) break;
+      r.ax[ks--] = i.ax[ka--];
+      continue;
+    }
+    int ea = ka, es = ks;
+    int64_t pa = a->d[ka].n, ps = s->d[ks].n;
+    while (pa != ps) {
+      if (pa < ps ? ka == 0 || a->d[ka - 1].sym : ks == 0 || s->d[ks - 1].sym) {
+        ka = ea, ks = es; /* the group and all outside it */
+        goto rest;
+      }
+      if (pa < ps) pa *= a->d[--ka].n;
+      else ps *= s->d[--ks].n;
+    }
+    Shape from = {0}, to = {0};
+    KIndex head = {0};
+    for (int k = ka; k <= ea; k++) {
+      head.ax[from.rank] = i.ax[k];
+      from.d[from.rank++] = a->d[k];
+    }
+    for (int k = ks; k <= es; k++) to.d[to.rank++] = s->d[k];
+    KIndex m = ea == ka && es == ks ? head : kg_split(g, &to, kg_at(kg_flat(g, &from, head)));
+    for (int k = ks; k <= es; k++) r.ax[k] = m.ax[k - ks];
+    ka--, ks--;
   }
   if (ks < 0) return r;
-  Shape from = leading(i.of, ka + 1), to = leading(s, ks + 1);
+rest:;
+  /* the leading axes left: through one flat index */
+  Shape from = *a, to = *s;
+  from.rank = ka + 1;
+  to.rank = ks + 1;
   KIndex head = {0};
   for (int k = 0; k <= ka; k++) head.ax[k] = i.ax[k];
   KIndex m = kg_split(g, &to, kg_at(ka < 0 ? "0" : kg_flat(g, &from, head)));
