@@ -194,7 +194,7 @@ static void conv(KGen *g) {
   const char *a = kg_arg(g->a, g->K, n->src[0]), *b = kg_arg(g->a, g->K, n->src[1]);
   const char *fn = n->op == OP_CONV2D ? "irepa_conv2d" : n->op == OP_CONV2D_BWD_INPUT ? "irepa_conv2d_bwd_input"
                                                                                       : "irepa_conv2d_bwd_weight";
-  kg_line(g, "%s(%s, %s, out0, d);", fn, a, b);
+  kg_line(g, "if (%s(%s, %s, out0, d)) *status = 2;", fn, a, b);
 }
 
 static void attention(KGen *g) {
