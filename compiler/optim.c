@@ -12,6 +12,7 @@ const char *const optim_scalar_inputs[OPTIM_NSCALARS] = {
     "lr", "step", "beta1", "beta2", "eps", "weight_decay", "max_grad_norm", "ema_decay",
 };
 enum { S_LR, S_STEP, S_BETA1, S_BETA2, S_EPS, S_WD, S_MAX_NORM, S_EMA };
+const char optim_ema2_decay_input[] = "ema_decay2";
 
 typedef struct {
   IrBuilder b;
@@ -22,6 +23,8 @@ typedef struct {
   Node *clip;        /* gradient factor */
   Node *one_m_beta1, *beta2, *one_m_beta2, *bc2_sqrt, *neg_step_size, *eps, *decay_factor;
   Node *ema, *one_m_ema;
+  Node *ema2, *one_m_ema2; /* the second EMA's, with OptimOptions.nema 2 */
+  OptimOptions opt;
 } Step;
 
 static Node *c64(Step *s, double v) { return ir_const(&s->b, v, DT_F64, s->loc); }
@@ -81,12 +84,26 @@ static bool scalars(Step *s) {
   s->decay_factor = f32(s, bin(s, OP_SUB, one, bin(s, OP_MUL, x[S_LR], x[S_WD])));
   s->ema = f32(s, x[S_EMA]);
   s->one_m_ema = f32(s, bin(s, OP_SUB, one, x[S_EMA]));
+  if (s->opt.nema == 2) {
+    Shape scalar = {0};
+    Node *d2 = add_input(s, optim_ema2_decay_input, DT_F64, &scalar);
+    s->ema2 = f32(s, d2);
+    s->one_m_ema2 = f32(s, bin(s, OP_SUB, one, d2));
+    if (!s->ema2 || !s->one_m_ema2) return false;
+  }
   return s->neg_step_size && s->bc2_sqrt && s->one_m_beta1 && s->beta2 && s->one_m_beta2 && s->eps &&
          s->decay_factor && s->ema && s->one_m_ema;
 }
 
 static const char *state_name(Step *s, const char *kind, const char *param) {
   return arena_printf(s->b.arena, "%s.%s", kind, param);
+}
+
+/* Whether the jit trainer's no-decay group holds parameter p: 1-D or
+ * named *.bias (main_jit.py's add_weight_decay). */
+static bool no_decay(const Node *p) {
+  size_t n = strlen(p->name);
+  return p->shape.rank == 1 || (n >= 5 && !strcmp(p->name + n - 5, ".bias"));
 }
 
 /* One parameter's AdamW update (torch.optim.adamw._single_tensor_adamw):
@@ -105,7 +122,9 @@ static Node *adamw(Step *s, Node *p, Node *grad) {
   m1 = where(s, s->ok, m1, m);
   v1 = where(s, s->ok, v1, v);
   Node *denom = bin(s, OP_ADD, bin(s, OP_DIV, sqrt_(s, v1), s->bc2_sqrt), s->eps);
-  Node *p1 = bin(s, OP_ADD, bin(s, OP_MUL, p, s->decay_factor), bin(s, OP_DIV, bin(s, OP_MUL, s->neg_step_size, m1), denom));
+  /* the no-decay group skips p (1 - lr 0), which is p exactly */
+  Node *decayed = !s->opt.decay_1d && no_decay(p) ? p : bin(s, OP_MUL, p, s->decay_factor);
+  Node *p1 = bin(s, OP_ADD, decayed, bin(s, OP_DIV, bin(s, OP_MUL, s->neg_step_size, m1), denom));
   p1 = where(s, s->ok, p1, p);
   Arena *a = s->b.arena;
   DiagList *d = s->b.diags;
@@ -115,11 +134,17 @@ static Node *adamw(Step *s, Node *p, Node *grad) {
   return p1;
 }
 
-/* ema <- ema decay + p (1 - decay), as the reference's update_ema. */
-static bool ema(Step *s, Node *p, const char *name) {
-  Node *e = add_input(s, state_name(s, "ema", name), p->dtype, &p->shape);
-  Node *e1 = bin(s, OP_ADD, bin(s, OP_MUL, e, s->ema), bin(s, OP_MUL, p, s->one_m_ema));
+/* ema <- ema decay + p (1 - decay), as the reference's update_ema; the
+ * second EMA (kind "ema2") the same with its own decay. */
+static bool ema_one(Step *s, Node *p, const char *name, const char *kind, Node *decay, Node *one_m_decay) {
+  Node *e = add_input(s, state_name(s, kind, name), p->dtype, &p->shape);
+  Node *e1 = e ? bin(s, OP_ADD, bin(s, OP_MUL, e, decay), bin(s, OP_MUL, p, one_m_decay)) : NULL;
   return e1 && ir_add_update(s->b.arena, s->b.diags, s->b.g, e1, e);
+}
+
+static bool ema(Step *s, Node *p, const char *name) {
+  return ema_one(s, p, name, "ema", s->ema, s->one_m_ema) &&
+         (s->opt.nema < 2 || ema_one(s, p, name, "ema2", s->ema2, s->one_m_ema2));
 }
 
 static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
@@ -133,6 +158,15 @@ static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
 }
 
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry) {
+  const OptimOptions ldm = {true, 1};
+  return optim_add_train_step_opt(a, d, ir, loss_entry, &ldm);
+}
+
+bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o) {
+  if (o->nema < 1 || o->nema > 2) {
+    diag_error(d, NO_LOC, "train step: %d EMAs; 1 or 2 are supported", o->nema);
+    return false;
+  }
   Graph *src = find_entry(ir, loss_entry);
   if (!src) {
     diag_error(d, NO_LOC, "train step: no entry '%s'", loss_entry);
@@ -163,6 +197,7 @@ bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss
   memset(&s, 0, sizeof s);
   s.b = (IrBuilder){a, d, g, 0};
   s.loc = g->loc;
+  s.opt = *o;
   for (int i = 0; i < g->n; i++)
     if (op_flags[g->nodes[i]->op] & OPF_RANDOM && g->nodes[i]->attr.stream >= s.b.next_stream)
       s.b.next_stream = g->nodes[i]->attr.stream + 1;

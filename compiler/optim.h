@@ -14,14 +14,29 @@
 extern const char *const optim_scalar_inputs[];
 enum { OPTIM_NSCALARS = 8 };
 
+/* The scalar input of the second EMA's decay (f64[]), with OptimOptions.nema 2. */
+extern const char optim_ema2_decay_input[];
+
+/* How the step is built. The defaults (optim_add_train_step) are ldm's:
+ * every trainable parameter decays, one EMA. The jit trainer
+ * (spec/training.md §5) exempts 1-D parameters and those named *.bias
+ * from weight decay, and keeps two EMAs. */
+typedef struct {
+  bool decay_1d; /* weight decay on 1-D parameters and biases too */
+  int nema;      /* 1: ema.<name>; 2: also ema2.<name>, decayed by optim_ema2_decay_input */
+} OptimOptions;
+
 /* Appends entry "train_step" to ir, built from entry `loss_entry`:
  *   inputs   the loss entry's, the scalars above, and per parameter
  *            exp_avg.<name>, exp_avg_sq.<name> (trainable ones the loss
- *            reads) and ema.<name> (every parameter)
+ *            reads), ema.<name> (every parameter) and, with
+ *            OptimOptions.nema 2, ema_decay2 and ema2.<name>
  *   outputs  the loss entry's outputs, grad_norm (before clipping), then
  *            the updates of the parameters and of those inputs.
  * A step whose loss or gradient norm is not finite changes no parameter
  * or moment (the EMA still moves), as PyTorch's GradScaler skips one. */
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry);
+/* The same with options o; {true, 1} builds what optim_add_train_step does. */
+bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o);
 
 #endif

@@ -253,15 +253,29 @@ static bool check_model(const Args *a, const TrainConfig *c, RtError *err) {
   return true;
 }
 
+static bool is_jit(const TrainConfig *c) { return !strncmp(c->model, "JiT-", 4); }
+
+/* JiT (docs/jit.md) samples with its own ODE: Euler, or Heun with --heun. */
+static bool jit_mode(const TrainConfig *c, const char *ckpt, SamplerOptions *o, RtError *err) {
+  if (!is_jit(c)) return true;
+  if (o->mode == SAMPLER_SDE)
+    return rt_fail(err, "--mode sde: %s is a JiT, whose sampler is an ODE: give --mode ode (Euler) or --mode ode "
+                        "--heun", ckpt);
+  o->mode = SAMPLER_JIT;
+  return true;
+}
+
 /* Channels and side of the model's input, from its patch embedding and
- * position table in the checkpoint ([D, C, p, p] and [1, T, D]). */
-static bool geometry(const char *ckpt, int64_t *channels, int64_t *side, RtError *err) {
+ * position table in the checkpoint ([D, C, p, p] and [1, T, D]; JiT's
+ * under net., its first patch conv proj1). */
+static bool geometry(const char *ckpt, bool jit, int64_t *channels, int64_t *side, RtError *err) {
   StFile *f = st_open(ckpt, err);
   if (!f) return false;
-  const Tensor *w = tensorlist_find(st_tensors(f), "x_embedder.proj.weight"),
-               *pos = tensorlist_find(st_tensors(f), "pos_embed");
+  const char *wname = jit ? "net.x_embedder.proj1.weight" : "x_embedder.proj.weight",
+             *pname = jit ? "net.pos_embed" : "pos_embed";
+  const Tensor *w = tensorlist_find(st_tensors(f), wname), *pos = tensorlist_find(st_tensors(f), pname);
   bool ok = w && pos && w->rank == 4 && pos->rank == 3
-                ? true : rt_fail(err, "%s: no SiT weights (x_embedder.proj.weight, pos_embed)", ckpt);
+                ? true : rt_fail(err, "%s: no %s weights (%s, %s)", ckpt, jit ? "JiT" : "SiT", wname, pname);
   if (ok) {
     int64_t grid = (int64_t)llround(sqrt((double)pos->shape[1]));
     *channels = w->shape[1], *side = grid * w->shape[2];
@@ -274,6 +288,14 @@ static bool geometry(const char *ckpt, int64_t *channels, int64_t *side, RtError
  * sampling needs the network alone (the reference's eval_mode). */
 static char *model_source(const TrainConfig *c, const char *path_type, int64_t channels, int64_t side) {
   char *s = NULL;
+  if (is_jit(c)) {
+    int n = asprintf(&s,
+                     "import \"jit.irg\";\n"
+                     "model = JiTDenoiser(model = \"%s\", img_size = %lld, in_channels = %lld, class_num = %lld,\n"
+                     "                    encoder_depth = 0, z_dims = []);\n",
+                     c->model, (long long)side, (long long)channels, (long long)c->num_classes);
+    return n < 0 ? NULL : s;
+  }
   int n = asprintf(&s,
                    "import \"sit.irg\";\n"
                    "model = SiT(model = \"%s\", input_size = %lld, in_channels = %lld, num_classes = %lld,\n"
@@ -519,7 +541,8 @@ int sample_command(int argc, char **argv) {
   }
   train_set_threads((int)j->a.threads);
   bool ok = read_config(j->a.ckpt, &j->c, &err) && check_model(&j->a, &j->c, &err) &&
-            geometry(j->a.ckpt, &j->channels, &j->side, &err) && load_model(j, &err);
+            jit_mode(&j->c, j->a.ckpt, &j->o, &err) &&
+            geometry(j->a.ckpt, is_jit(&j->c), &j->channels, &j->side, &err) && load_model(j, &err);
   if (ok) output_names(j);
   ok = ok && run_job(j, &err);
   if (!ok) fprintf(stderr, "irepa-run sample: error: %s\n", err.msg);

@@ -26,11 +26,15 @@ bool sampler_check(const SamplerOptions *o, RtError *err) {
   if (!isfinite(o->guidance_low) || !isfinite(o->guidance_high) || o->guidance_low > o->guidance_high)
     return rt_fail(err, "--guidance-low %g, --guidance-high %g: expected low <= high", o->guidance_low,
                    o->guidance_high);
-  if (o->heun && o->mode != SAMPLER_ODE) return rt_fail(err, "--heun applies to --mode ode only");
+  if (o->heun && o->mode == SAMPLER_SDE) return rt_fail(err, "--heun applies to --mode ode only");
   return true;
 }
 
+/* JiT's interval test (jit/denoiser.py): off where t >= high or (low != 0
+ * and t <= low). */
 static bool guided(const SamplerOptions *o, double t_cur) {
+  if (o->mode == SAMPLER_JIT)
+    return o->cfg_scale > 1.0 && !(t_cur >= o->guidance_high || (o->guidance_low != 0.0 && t_cur <= o->guidance_low));
   return o->cfg_scale > 1.0 && t_cur <= o->guidance_high && t_cur >= o->guidance_low;
 }
 
@@ -74,6 +78,10 @@ static void linspace(double start, double end, int64_t n, double *out) {
 
 void sampler_time_grid(const SamplerOptions *o, double *t) {
   int64_t k = o->num_steps;
+  if (o->mode == SAMPLER_JIT) {
+    linspace(0.0, 1.0, k + 1, t);
+    return;
+  }
   if (o->mode == SAMPLER_ODE) {
     linspace(1.0, 0.0, k + 1, t);
     return;

@@ -1,11 +1,11 @@
 /* sampler.h: the samplers of the reference's ldm (spec/sampling_and_eval.md
  * §1) on a SiT compiled with the sampler entries of models/sit.irg: ODE
  * Euler and Heun, SDE Euler-Maruyama, classifier-free guidance with a
- * guidance interval. Each step is one entry of the model (euler_step,
- * heun_step, sde_step and their `_cfg` twins, which run the network on the
- * doubled batch [x; x] with labels [y; null]); the state stays in f64 and
- * this file only walks the time grid, picks the entry of each step and
- * feeds it tensors.
+ * guidance interval; and JiT's (§3, SAMPLER_JIT, models/jit.irg). Each
+ * step is one entry of the model (euler_step, heun_step, sde_step and
+ * their `_cfg` twins, which run the network on the doubled batch [x; x]
+ * with labels [y; null]); the state stays in f64 and this file only walks
+ * the time grid, picks the entry of each step and feeds it tensors.
  *
  * Randomness is keyed by sample, never by batch: sample i's initial noise,
  * its label and its SDE noise at step k are functions of (seed, i[, k])
@@ -16,7 +16,10 @@
 
 #include "trainer.h"
 
-typedef enum { SAMPLER_ODE, SAMPLER_SDE } SamplerMode;
+/* SAMPLER_JIT: JiT's ODE (models/jit.irg, docs/jit.md), Euler or Heun on
+ * the grid linspace(0, 1, K + 1) upward, guidance off where t_cur >= high
+ * or (low != 0 and t_cur <= low). */
+typedef enum { SAMPLER_ODE, SAMPLER_SDE, SAMPLER_JIT } SamplerMode;
 
 typedef struct {
   SamplerMode mode;
@@ -62,9 +65,10 @@ enum { SAMPLER_MAX_ENTRIES = 4 };
 int sampler_entries(const SamplerOptions *o, const char *names[SAMPLER_MAX_ENTRIES]);
 
 /* The time grid t[0..K], K = num_steps: ODE linspace(1, 0, K + 1); SDE
- * linspace(1, 0.04, K) followed by 0. linspace as PyTorch computes it in
- * float64 on the CPU: the first half start + step i, the second half
- * end - step (n - 1 - i), each with one rounding (fused multiply-add). */
+ * linspace(1, 0.04, K) followed by 0; JiT linspace(0, 1, K + 1). linspace
+ * as PyTorch computes it in float64 on the CPU: the first half start +
+ * step i, the second half end - step (n - 1 - i), each with one rounding
+ * (fused multiply-add). */
 void sampler_time_grid(const SamplerOptions *o, double *t);
 
 /* Sample i's starting point, for i = first .. first + n - 1 of x's n

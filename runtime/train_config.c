@@ -45,6 +45,7 @@ static const struct {
     {TC_OPT_weighting, "uniform|lognormal"},         {TC_OPT_projection_loss_type, "cosine"},
     {TC_OPT_spnorm_method, "none|zscore"},           {TC_OPT_dataset, "fashion-mnist|imagefolder|latents"},
     {TC_OPT_backend, "auto|c|cuda|cuda-emu|interp"}, {TC_OPT_on_nan, "stop|skip"},
+    {TC_OPT_lr_schedule, "constant|cosine"},
 };
 
 /* lo <= x <= hi (< where open), for every other INT and FLOAT option. */
@@ -63,12 +64,28 @@ static const struct {
     {TC_OPT_learning_rate, 0, INF, LO_OPEN}, {TC_OPT_gradient_accumulation_steps, 1, INF, 0},
     {TC_OPT_adam_beta1, 0, 1, HI_OPEN},     {TC_OPT_adam_beta2, 0, 1, HI_OPEN},
     {TC_OPT_adam_weight_decay, 0, INF, 0},  {TC_OPT_adam_epsilon, 0, INF, LO_OPEN},
-    {TC_OPT_max_grad_norm, 0, INF, LO_OPEN}, {TC_OPT_ema_decay, 0, 1, 0},
+    {TC_OPT_max_grad_norm, 0, INF, 0},      {TC_OPT_ema_decay, 0, 1, 0},
     {TC_OPT_ema_update_freq, 1, INF, 0},    {TC_OPT_seed, 0, INF, 0},
     {TC_OPT_num_workers, 0, INF, 0},        {TC_OPT_cfg_prob, 0, 1, 0},
     {TC_OPT_cls_token_weight, 0, INF, 0},   {TC_OPT_zscore_alpha, 0, 1, 0},
     {TC_OPT_threads, 0, INF, 0},            {TC_OPT_log_every, 1, INF, 0},
     {TC_OPT_sample_every, 0, INF, 0},       {TC_OPT_projector_dim, 1, INF, 0},
+    {TC_OPT_warmup_epochs, 0, INF, 0},      {TC_OPT_min_lr, 0, INF, 0},
+    {TC_OPT_blr, 0, INF, LO_OPEN},          {TC_OPT_P_std, 0, INF, LO_OPEN},
+    {TC_OPT_t_eps, 0, 1, LO_OPEN},          {TC_OPT_noise_scale, 0, INF, LO_OPEN},
+    {TC_OPT_ema_decay2, 0, 1, 0},
+};
+
+/* The jit trainer's names (spec/training.md §4) for options that exist
+ * under ldm's name; they set that option, on the command line and in YAML. */
+static const struct {
+  const char *alias; /* kebab-case */
+  int opt;
+} aliases[] = {
+    {"lr", TC_OPT_learning_rate},          {"img-size", TC_OPT_resolution},
+    {"class-num", TC_OPT_num_classes},     {"data-path", TC_OPT_data_dir},
+    {"label-drop-prob", TC_OPT_cfg_prob},  {"weight-decay", TC_OPT_adam_weight_decay},
+    {"ema-decay1", TC_OPT_ema_decay},
 };
 
 static bool say(char *msg, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -106,6 +123,8 @@ static bool same_prefix(const char *name, const char *kebab, size_t n) {
 static const TcOption *find_n(const char *name, size_t n) {
   for (int i = 0; i < TC_NOPTS; i++)
     if (strlen(tc_options[i].name) == n && same_prefix(name, tc_options[i].name, n)) return &tc_options[i];
+  for (size_t i = 0; i < COUNT(aliases); i++)
+    if (strlen(aliases[i].alias) == n && same_prefix(name, aliases[i].alias, n)) return &tc_options[aliases[i].opt];
   return NULL;
 }
 
@@ -304,10 +323,12 @@ bool tc_parse_args(TrainConfig *c, int argc, char **argv, bool *seen, RtError *e
   return true;
 }
 
+static bool load_yaml(TrainConfig *c, const char *path, bool *seen, RtError *err);
+
 bool tc_from_args(TrainConfig *c, int argc, char **argv, bool *seen, RtError *err) {
   tc_defaults(c);
   if (!tc_parse_args(c, argc, argv, seen, err)) return false;
-  return !c->config[0] || tc_load_yaml(c, c->config, err);
+  return !c->config[0] || load_yaml(c, c->config, seen, err);
 }
 
 /* ---- YAML scalars ---- */
@@ -466,7 +487,8 @@ static bool load_stream(Loader *L) {
   return true;
 }
 
-bool tc_load_yaml(TrainConfig *c, const char *path, RtError *err) {
+/* tc_load_yaml; on success seen (may be NULL) also marks the keys read. */
+static bool load_yaml(TrainConfig *c, const char *path, bool *seen, RtError *err) {
   struct stat st;
   FILE *f = fopen(path, "rb");
   if (!f) return rt_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -487,11 +509,14 @@ bool tc_load_yaml(TrainConfig *c, const char *path, RtError *err) {
   L->path = path, L->c = tmp, L->err = err;
   yaml_parser_set_input_file(&parser, f);
   if (read_events(L, &parser) && (ok = load_stream(L))) *c = *tmp;
+  for (int i = 0; ok && seen && i < TC_NOPTS; i++) seen[i] = seen[i] || L->line[i] > 0;
   for (int i = 0; i < L->n; i++) yaml_event_delete(&L->ev[i]);
   yaml_parser_delete(&parser);
   free(L->ev), free(L), free(tmp), fclose(f);
   return ok;
 }
+
+bool tc_load_yaml(TrainConfig *c, const char *path, RtError *err) { return load_yaml(c, path, NULL, err); }
 
 /* ---- writing YAML ---- */
 
@@ -663,10 +688,49 @@ bool tc_validate(const TrainConfig *c, RtError *err) {
   return true;
 }
 
+/* ---- JiT ---- */
+
+bool tc_is_jit(const TrainConfig *c) { return !strncmp(c->model, "JiT-", 4); }
+
+/* Sets option opt to text unless seen, and appends " --name text" to
+ * note. The texts below are within their checks: set_option cannot fail. */
+static void jit_default(TrainConfig *c, const bool *seen, int opt, const char *text, char *note, size_t size) {
+  char msg[MSG];
+  if (seen && seen[opt]) return;
+  set_option(c, &tc_options[opt], text, msg, sizeof msg);
+  size_t n = strlen(note);
+  snprintf(note + n, size - n, " --%s %s", tc_options[opt].name, text);
+}
+
+/* spec/training.md §4-5 where jit/main_jit.py differs from ldm/train.py
+ * in what irepa acts on. The lr follows the batch size chosen, as
+ * main_jit.py computes it after parsing. Epoch-based step counts need the
+ * data set's size: train_sit.c sets those. */
+void tc_jit_defaults(TrainConfig *c, const bool *seen, FILE *out) {
+  static const struct {
+    int opt;
+    const char *text;
+  } jit[] = {
+      {TC_OPT_proj_kwargs_kernel_size, "3"}, {TC_OPT_zscore_alpha, "0.8"}, {TC_OPT_adam_beta2, "0.95"},
+      {TC_OPT_max_grad_norm, "0"}, /* no clipping */
+      {TC_OPT_warmup_epochs, "5"},           {TC_OPT_epochs, "200"},       {TC_OPT_batch_size, "128"},
+      {TC_OPT_sampling_steps, "0"}, /* --sample_grid False */
+  };
+  char note[512] = "", lr[48];
+  for (size_t i = 0; i < COUNT(jit); i++) jit_default(c, seen, jit[i].opt, jit[i].text, note, sizeof note);
+  format_float(c->blr * (double)c->batch_size / 256.0, lr, sizeof lr);
+  jit_default(c, seen, TC_OPT_learning_rate, lr, note, sizeof note);
+  if (out && *note) fprintf(out, "train: the jit trainer's defaults:%s\n", note);
+}
+
 void tc_warn(const TrainConfig *c, FILE *out) {
   TrainConfig *d = malloc(sizeof *d);
   if (!d) return;
   tc_defaults(d);
+  if (!tc_is_jit(c) && (c->blr != d->blr || c->P_mean != d->P_mean || c->P_std != d->P_std || c->t_eps != d->t_eps ||
+                        c->noise_scale != d->noise_scale))
+    fputs("irepa-run: warning: --blr, --P-mean, --P-std, --t-eps and --noise-scale are for JiT models only; "
+          "ignored for this model\n", out);
   if (!strcmp(c->report_to, "wandb"))
     fputs("irepa-run: warning: --report-to wandb is not supported; TensorBoard files are written instead\n", out);
   if (c->cls_token_weight != d->cls_token_weight)

@@ -58,7 +58,9 @@ const TcOption *tc_find(const char *name);
 void tc_defaults(TrainConfig *c);
 
 /* Applies argv[0..argc) (what follows `train`) to c: `--name value` or
- * `--name=value`, names in kebab or snake case. A BOOL option alone means
+ * `--name=value`, names in kebab or snake case, or the jit trainer's name
+ * of an option (--lr, --img_size, --class_num, --data_path,
+ * --label_drop_prob, --weight_decay, --ema_decay1). A BOOL option alone means
  * true; it takes `=true|false|1|0|yes|no`, or one of those words as the
  * next argument. seen (TC_NOPTS entries, may be NULL) is cleared, then
  * marks the options given. On failure c may be partly updated. */
@@ -70,12 +72,23 @@ bool tc_parse_args(TrainConfig *c, int argc, char **argv, bool *seen, RtError *e
  * failure c is unchanged and err says FILE:LINE:COL: what is wrong. */
 bool tc_load_yaml(TrainConfig *c, const char *path, RtError *err);
 
-/* tc_defaults, tc_parse_args, then tc_load_yaml of --config if given. */
+/* tc_defaults, tc_parse_args, then tc_load_yaml of --config if given;
+ * seen (may be NULL) marks the options set by either: set explicitly. */
 bool tc_from_args(TrainConfig *c, int argc, char **argv, bool *seen, RtError *err);
 
 /* Whether c is complete and consistent: every value within its checks
  * (also for fields set by code), exp-name given, one way to resume. */
 bool tc_validate(const TrainConfig *c, RtError *err);
+
+/* Whether c's model is a JiT-* (docs/jit.md). */
+bool tc_is_jit(const TrainConfig *c);
+
+/* The jit trainer's defaults (spec/training.md §4-5) for every option
+ * that differs from ldm's and is not marked in seen (may be NULL: all):
+ * kernel 3, alpha 0.8, beta2 0.95, no clipping (max-grad-norm 0), 5
+ * warm-up epochs of 200, batch 128, no sample grids, and, last,
+ * lr = blr * batch-size / 256. Names them on out (may be NULL). */
+void tc_jit_defaults(TrainConfig *c, const bool *seen, FILE *out);
 
 /* Prints a line to out for each option accepted but not acted on
  * (report-to wandb, the ignored options of the reference). */

@@ -34,6 +34,7 @@ typedef struct {
   TrainConfig c;
   char run_dir[2 * TC_STR_MAX + 8];
   bool repa, grey;
+  bool jit; /* a JiT-* model: models/jit.irg's JiTDenoiser (docs/jit.md) */
   double proj_coeff;
   Trainer model, encoder;
   char enc_path[PATH_BYTES];
@@ -61,6 +62,28 @@ static char *sit_source(const Run *r, int64_t channels, int64_t side) {
                    (long long)c->encoder_depth, z, (long long)c->projector_dim, c->projection_layer_type,
                    (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha, c->path_type,
                    c->weighting);
+  return n < 0 ? NULL : s;
+}
+
+/* JiT (docs/jit.md): the reference's Denoiser on the images themselves
+ * (x in [-1, 1]); label dropout at --cfg-prob (jit's --label_drop_prob),
+ * the time distribution, t_eps and noise scale from the jit options. */
+static char *jit_source(const Run *r, int64_t channels, int64_t side) {
+  const TrainConfig *c = &r->c;
+  char z[64] = "[]";
+  if (r->repa) snprintf(z, sizeof z, "[%lld]", (long long)r->enc_width);
+  char *s = NULL;
+  int n = asprintf(&s,
+                   "import \"jit.irg\";\n"
+                   "model = JiTDenoiser(model = \"%s\", img_size = %lld, in_channels = %lld, class_num = %lld,\n"
+                   "                    label_drop_prob = %.17g, P_mean = %.17g, P_std = %.17g, t_eps = %.17g,\n"
+                   "                    noise_scale = %.17g, encoder_depth = %lld, z_dims = %s,\n"
+                   "                    projector_dim = %lld, projection_layer_type = \"%s\",\n"
+                   "                    proj_kernel_size = %lld, spnorm_method = \"%s\", zscore_alpha = %.17g);\n",
+                   c->model, (long long)side, (long long)channels, (long long)c->num_classes, c->cfg_prob,
+                   c->P_mean, c->P_std, c->t_eps, c->noise_scale, (long long)c->encoder_depth, z,
+                   (long long)c->projector_dim, c->projection_layer_type,
+                   (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha);
   return n < 0 ? NULL : s;
 }
 
@@ -344,8 +367,8 @@ static bool check_finite(const Run *r, int64_t step, const double *out, bool *sk
 
 static Loader *start_loader(Run *r, int64_t start, RtError *err) {
   const TrainConfig *c = &r->c;
-  LoaderOptions o = {"x0", "y", c->batch_size, (uint64_t)c->seed, start, r->data.workers, r->cache.data, "target", 2,
-                     {r->enc_tokens, r->enc_width}};
+  LoaderOptions o = {r->jit ? "x" : "x0", "y", c->batch_size, (uint64_t)c->seed, start, r->data.workers,
+                     r->cache.data, "target", 2, {r->enc_tokens, r->enc_width}};
   return loader_start(&r->data.src, &o, err);
 }
 
@@ -362,17 +385,24 @@ static int64_t grid_every(const Run *r) {
   return c->sample_every > 0 ? c->sample_every : c->sampling_steps;
 }
 
+/* SiT: the reference's ldm grid (Euler ODE, 50 steps, cfg 4.0). JiT: its
+ * sampler's defaults (Heun, 50 steps, cfg 1.0; spec/sampling_and_eval.md §3). */
+static SamplerOptions grid_options(const Run *r) {
+  if (r->jit) return (SamplerOptions){SAMPLER_JIT, true, 50, 1.0, 0.0, 1.0};
+  return sampler_training_grid_options();
+}
+
 static bool grid_due(const Run *r, int64_t step) {
   int64_t every = grid_every(r);
   return every > 0 && (step == 1 || step % every == 0);
 }
 
-/* The reference's grid: Euler ODE, 50 steps, cfg 4.0, the online weights,
- * fixed noise (the run's seed). Labels run through the classes in order
+/* The reference's grid (grid_options), the online weights, fixed noise
+ * (the run's seed). Labels run through the classes in order
  * (the reference takes the first batch's), so a column is a class. */
 static bool write_grid(Run *r, int64_t step, RtError *err) {
   const TrainConfig *c = &r->c;
-  SamplerOptions so = sampler_training_grid_options();
+  SamplerOptions so = grid_options(r);
   int64_t n = c->n_samples;
   char path[PATH_BYTES], name[64];
   snprintf(name, sizeof name, "samples/%07lld.png", (long long)step);
@@ -389,8 +419,23 @@ static bool write_grid(Run *r, int64_t step, RtError *err) {
   return ok;
 }
 
-static double ema_decay_at(const TrainConfig *c, int64_t step) {
-  return (step - 1) % c->ema_update_freq == 0 ? c->ema_decay : 1.0;
+/* The lr of step `step` (from 1), as jit/main_jit.py sets it every
+ * iteration: ep = epochs done (fractional, floor(items / batch)
+ * iterations an epoch); below --warmup-epochs lr * ep / warmup (exactly 0
+ * at the first step), then constant or a half cosine from lr to --min-lr
+ * at --epochs. With no warm-up and constant, --learning-rate throughout. */
+static double lr_at(const Run *r, int64_t step) {
+  const TrainConfig *c = &r->c;
+  int64_t per_epoch = r->data.src.n / c->batch_size;
+  double ep = (double)(step - 1) / (double)(per_epoch > 0 ? per_epoch : 1);
+  if (ep < c->warmup_epochs) return c->learning_rate * ep / c->warmup_epochs;
+  if (strcmp(c->lr_schedule, "cosine") || (double)c->epochs <= c->warmup_epochs) return c->learning_rate;
+  double frac = (ep - c->warmup_epochs) / ((double)c->epochs - c->warmup_epochs);
+  return c->min_lr + (c->learning_rate - c->min_lr) * 0.5 * (1.0 + cos(M_PI * frac));
+}
+
+static double ema_decay_at(const TrainConfig *c, int64_t step, double decay) {
+  return (step - 1) % c->ema_update_freq == 0 ? decay : 1.0;
 }
 
 static bool train_loop(Run *r, int64_t start, RtError *err) {
@@ -413,11 +458,14 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     TensorList batch = {0};
     ok = loader_take(ld, &b, err);
     /* the batch list borrows: views of the loader's tensors */
-    ok = ok && tensorlist_add(&batch, tensor_view("x0", b.x, err), err) &&
+    ok = ok && tensorlist_add(&batch, tensor_view(r->jit ? "x" : "x0", b.x, err), err) &&
          tensorlist_add(&batch, tensor_view("y", b.y, err), err);
     if (ok && r->repa)
       ok = targets(r, &b, &batch, err) && tensorlist_add(&batch, tensor_view("proj_coeff", coeff, err), err);
-    h.ema_decay = ema_decay_at(c, step);
+    h.ema_decay = ema_decay_at(c, step, c->ema_decay);
+    if (ok && r->jit)
+      ok = trainer_set_scalar(&r->model, optim_ema2_decay_input, ema_decay_at(c, step, c->ema_decay2), err);
+    h.lr = lr_at(r, step);
     ok = ok && trainer_step(&r->model, &batch, step, &h, trainer_step_seed((uint64_t)c->seed, step), out, err);
     tensorlist_free(&batch);
     bool skipped = false;
@@ -468,6 +516,16 @@ static bool check_alignment(Run *r, RtError *err) {
   return true;
 }
 
+/* The jit trainer counts in epochs: unless set, train --epochs and save
+ * every 5 (its --save_last_freq), an epoch being floor(items / batch) steps. */
+static void jit_epoch_steps(Run *r, const bool *seen) {
+  TrainConfig *c = &r->c;
+  int64_t per_epoch = r->data.src.n / c->batch_size;
+  if (per_epoch < 1) per_epoch = 1;
+  if (!seen[TC_OPT_max_train_steps]) c->max_train_steps = c->epochs * per_epoch;
+  if (!seen[TC_OPT_checkpointing_steps]) c->checkpointing_steps = 5 * per_epoch;
+}
+
 static void free_run(Run *r) {
   trainer_free(&r->model);
   trainer_free(&r->encoder);
@@ -491,9 +549,12 @@ int train_command(int argc, char **argv) {
       return 0;
     }
   TrainConfig *c = &r->c;
-  bool ok = tc_from_args(c, argc, argv, NULL, &err) && tc_validate(c, &err) && check_supported(c, &err) &&
-            tc_proj_coeffs(c, &r->proj_coeff, 1, &coeffs, &err);
-  r->repa = ok && c->repa_loss && r->proj_coeff != 0 && c->encoder_depth > 0;
+  bool seen[TC_NOPTS];
+  bool ok = tc_from_args(c, argc, argv, seen, &err);
+  r->jit = ok && tc_is_jit(c);
+  if (r->jit) tc_jit_defaults(c, seen, stderr);
+  ok = ok && tc_validate(c, &err) && check_supported(c, &err) && tc_proj_coeffs(c, &r->proj_coeff, 1, &coeffs, &err);
+  r->repa = ok && (c->repa_loss || c->enable_repa) && r->proj_coeff != 0 && c->encoder_depth > 0;
   if (!ok || !check_alignment(r, &err)) {
     fprintf(stderr, "irepa-run train: error: %s\n", err.msg);
     free(r);
@@ -502,26 +563,33 @@ int train_command(int argc, char **argv) {
   tc_warn(c, stderr);
   if (c->cache_features && !r->repa) fprintf(stderr, "train: --cache-features: no alignment, so no features to cache\n");
   train_set_threads((int)c->threads);
+  ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
+  if (ok && r->jit) jit_epoch_steps(r, seen);
   fprintf(stderr, "train: configuration\n");
   tc_print(c, stderr);
-  ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
   ok = ok && prepare_run_dir(r, &start, &err);
   char path[PATH_BYTES];
   ok = ok && tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err);
   ok = ok && (!r->repa || setup_encoder(r, &err));
   ok = ok && (!r->repa || !c->cache_features || open_cache(r, &err));
-  char *src = ok ? sit_source(r, r->data.channels, r->data.side) : NULL;
-  SamplerOptions grid = sampler_training_grid_options();
+  char *src = !ok ? NULL
+              : r->jit ? jit_source(r, r->data.channels, r->data.side)
+                       : sit_source(r, r->data.channels, r->data.side);
+  SamplerOptions grid = grid_options(r);
   const char *keep[SAMPLER_MAX_ENTRIES];
   int nkeep = grid_every(r) > 0 ? sampler_entries(&grid, keep) : 0;
-  ok = ok && src && trainer_compile(&r->model, "train.irg", src, "train_loss", keep, nkeep, c->backend, &err);
+  /* JiT: the jit trainer's AdamW groups and two EMAs (spec/training.md §5) */
+  const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1};
+  ok = ok && src &&
+       trainer_compile_opt(&r->model, "train.irg", src, "train_loss", &step_opt, keep, nkeep, c->backend, &err);
   free(src);
   ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
   if (ok) {
     int64_t n = 0;
     for (int i = 0; i < r->model.params.n; i++) n += tensor_numel(r->model.params.items[i]);
     fprintf(stderr, "train: %s, %lld parameters, %s backend, %s; %s: %lld items of [%lld, %lld, %lld], batch %lld\n",
-            c->model, (long long)n, r->model.backend->name, r->repa ? "with alignment" : "no alignment (vanilla SiT)",
+            c->model, (long long)n, r->model.backend->name,
+            r->repa ? "with alignment" : r->jit ? "no alignment (vanilla JiT)" : "no alignment (vanilla SiT)",
             c->dataset, (long long)r->data.src.n, (long long)r->data.channels, (long long)r->data.side,
             (long long)r->data.side, (long long)c->batch_size);
   }

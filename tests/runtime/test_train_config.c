@@ -225,7 +225,8 @@ static void unknown_flags_get_suggestions(void **state) {
   expect_exact("--mixed-precision-mode bf16",
                "unknown option '--mixed-precision-mode' (did you mean '--mixed-precision'?)");
   expect_exact("--xyzzy-plugh 1", "unknown option '--xyzzy-plugh'");
-  expect_exact("--lr 1e-4", "unknown option '--lr'");
+  expect_exact("--lr-shedule cosine", "unknown option '--lr-shedule' (did you mean '--lr-schedule'?)");
+  expect_exact("--ema_decay3 0.9996", "unknown option '--ema_decay3' (did you mean '--ema-decay'?)");
 }
 
 /* The reference's order: flags first, then --config's keys overwrite them. */
@@ -246,7 +247,9 @@ static void yaml_beats_the_command_line(void **state) {
   assert_true(a.repa_loss);
   assert_int_equal(a.seed, 5);
   assert_string_equal(a.config, path);
-  assert_true(seen[TC_OPT_batch_size] && seen[TC_OPT_config] && !seen[TC_OPT_mixed_precision]);
+  /* seen: set by flag or by YAML */
+  assert_true(seen[TC_OPT_batch_size] && seen[TC_OPT_config] && seen[TC_OPT_mixed_precision]);
+  assert_true(seen[TC_OPT_seed] && !seen[TC_OPT_learning_rate]);
   /* a bad config fails tc_from_args with the file's message */
   path = write_file("bad.yaml", "batch_size: 0\n");
   snprintf(line, sizeof line, "--config=%s", path);
@@ -323,7 +326,7 @@ static void yaml_errors_say_where(void **state) {
   (void)state;
   expect_yaml_error("seed: 1\nthreads: 2\nbatchsize: 3\n",
                     ":3:1: unknown key 'batchsize' (did you mean 'batch_size'?)");
-  expect_yaml_error("enable_repa: true\n", ":1:1: unknown key 'enable_repa'");
+  expect_yaml_error("ema_decay3: 0.9996\n", ":1:1: unknown key 'ema_decay3' (did you mean 'ema_decay'?)");
   expect_yaml_error("seed: 1\nrepa_loss: \"true\"\n",
                     ":2:12: repa_loss: expected a boolean (true or false), found a string 'true'");
   expect_yaml_error("batch_size: 1.5\n", ":1:13: batch_size: expected an integer, found a float '1.5'");
@@ -486,10 +489,14 @@ static void shipped_configs_load(void **state) {
     assert_true(a.learning_rate == 1e-4);
     assert_int_equal(a.projector_dim, 256);
   }
-  /* the JiT files hold a JiT key, which the ldm options refuse (as their comment says) */
+  /* the JiT files hold the jit trainer's enable_repa (docs/jit.md) */
   snprintf(path, sizeof path, "%s/jit/irepa.yaml", dir);
-  assert_false(tc_load_yaml(&a, path, &err));
-  assert_contains(err.msg, "unknown key 'enable_repa'");
+  tc_defaults(&a);
+  assert_true(tc_load_yaml(&a, path, &err));
+  assert_true(a.enable_repa && !a.repa_loss);
+  assert_string_equal(a.projection_layer_type, "conv");
+  assert_string_equal(a.spnorm_method, "zscore");
+  assert_string_equal(a.proj_coeff, "0.5");
 }
 
 static void validate_checks_fields_set_by_code(void **state) {
@@ -549,6 +556,82 @@ static void warnings_and_help(void **state) {
   free(text);
 }
 
+/* The jit trainer's names set ldm's options, in flags and YAML. */
+static void jit_aliases(void **state) {
+  (void)state;
+  bool seen[TC_NOPTS];
+  RtError err = {{0}};
+  assert_true(parse(&a,
+                    "--lr 2e-4 --img_size 64 --class_num 10 --data_path d --label_drop_prob 0.2 --weight_decay 0.01 "
+                    "--ema_decay1 0.999 --P_mean -0.6 --P_std 1.0 --t_eps 0.1 --noise_scale 2 --blr 1e-4",
+                    seen, &err));
+  assert_true(a.learning_rate == 2e-4 && seen[TC_OPT_learning_rate]);
+  assert_int_equal(a.resolution, 64);
+  assert_int_equal(a.num_classes, 10);
+  assert_string_equal(a.data_dir, "d");
+  assert_true(a.cfg_prob == 0.2 && a.adam_weight_decay == 0.01 && a.ema_decay == 0.999);
+  assert_true(a.P_mean == -0.6 && a.P_std == 1.0 && a.t_eps == 0.1 && a.noise_scale == 2 && a.blr == 1e-4);
+  const char *path = write_file("j.yaml", "lr: 3.0e-4\nimg_size: 32\nP_mean: -1.0\n");
+  assert_true(tc_load_yaml(&a, path, &err));
+  assert_true(a.learning_rate == 3e-4 && a.resolution == 32 && a.P_mean == -1.0);
+  path = write_file("twice.yaml", "lr: 3.0e-4\nlearning_rate: 1.0e-4\n");
+  assert_false(tc_load_yaml(&a, path, &err));
+  assert_contains(err.msg, "learning_rate is set twice");
+  expect_args_error("--t_eps 0", "out of range");
+  expect_args_error("--P_std 0", "out of range");
+  /* 0 turns clipping off; negative norms stay errors */
+  assert_true(parse(&a, "--max-grad-norm 0", NULL, &err) && a.max_grad_norm == 0);
+  expect_args_error("--max-grad-norm -1", "out of range");
+}
+
+/* A JiT gets the jit trainer's defaults where nothing was set, the lr
+ * from --blr and the batch; SiT keeps ldm's. */
+static void jit_defaults_fill_what_was_not_set(void **state) {
+  (void)state;
+  bool seen[TC_NOPTS];
+  RtError err = {{0}};
+  char *text = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&text, &len);
+  assert_true(parse(&a, "--model JiT-B/16 --zscore_alpha 0.7 --batch_size 512", seen, &err));
+  tc_jit_defaults(&a, seen, mem);
+  fclose(mem);
+  assert_int_equal(a.proj_kwargs_kernel_size, 3);
+  assert_true(a.zscore_alpha == 0.7 && a.adam_beta2 == 0.95 && a.max_grad_norm == 0);
+  assert_true(a.warmup_epochs == 5 && a.epochs == 200 && a.sampling_steps == 0);
+  assert_int_equal(a.batch_size, 512);
+  assert_true(a.learning_rate == 5e-5 * 512 / 256);
+  assert_contains(text, "--adam-beta2 0.95");
+  assert_true(strstr(text, "zscore-alpha") == NULL);
+  free(text);
+  assert_true(parse(&a, "--model JiT-B/16 --blr 1e-4 --adam_beta2 0.99", seen, &err));
+  tc_jit_defaults(&a, seen, NULL);
+  assert_int_equal(a.batch_size, 128);
+  assert_true(a.learning_rate == 1e-4 * 128 / 256 && a.adam_beta2 == 0.99);
+  assert_true(parse(&a, "--model JiT-B/16 --lr 3e-4", seen, &err));
+  tc_jit_defaults(&a, seen, NULL);
+  assert_true(a.learning_rate == 3e-4);
+  /* YAML counts as set */
+  const char *path = write_file("jit.yaml", "zscore_alpha: 0.6\nmax_grad_norm: 1.0\n");
+  char flag[400];
+  snprintf(flag, sizeof flag, "--config=%s", path);
+  char model[] = "--model=JiT-T/4", *argv[] = {model, flag};
+  assert_true(tc_from_args(&a, 2, argv, seen, &err));
+  tc_jit_defaults(&a, seen, NULL);
+  assert_true(a.zscore_alpha == 0.6 && a.max_grad_norm == 1.0 && a.adam_beta2 == 0.95);
+  assert_true(tc_is_jit(&a));
+  tc_defaults(&b);
+  assert_false(tc_is_jit(&b));
+  /* options only a JiT reads are warned about for a SiT */
+  text = NULL;
+  mem = open_memstream(&text, &len);
+  b.P_mean = 0;
+  tc_warn(&b, mem);
+  fclose(mem);
+  assert_contains(text, "for JiT models only");
+  free(text);
+}
+
 /* docs/cli.md lists every option. */
 static void documented(void **state) {
   (void)state;
@@ -585,6 +668,8 @@ int main(void) {
       cmocka_unit_test(shipped_configs_load),
       cmocka_unit_test(validate_checks_fields_set_by_code),
       cmocka_unit_test(warnings_and_help),
+      cmocka_unit_test(jit_aliases),
+      cmocka_unit_test(jit_defaults_fill_what_was_not_set),
       cmocka_unit_test(documented),
   };
   return cmocka_run_group_tests(tests, make_dir, remove_dir);
