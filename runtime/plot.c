@@ -223,29 +223,72 @@ static void draw(cairo_t *cr, const PlotOptions *o, const PlotSeries *s, size_t 
   draw_legend(cr, f, s, ns);
 }
 
-bool plot_write_png(const char *path, const PlotOptions *o, const PlotSeries *s, size_t ns, RtError *err) {
-  int w = o->width ? o->width : 800, h = o->height ? o->height : 500;
-  if (w < 64 || h < 64 || w > 8192 || h > 8192)
-    return rt_fail(err, "%s: chart size %dx%d out of range (64 to 8192 pixels a side)", path, w, h);
-  Frame f;
-  double x0, x1, y0, y1;
-  if (!bounds(s, ns, &x0, &x1, &y0, &y1)) return rt_fail(err, "%s: no finite point to plot", path);
+/* The axes of the series' finite points; false (and [0, 1] axes) when
+ * there is none. */
+static bool frame_axes(const PlotSeries *s, size_t ns, Frame *f) {
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  bool any = bounds(s, ns, &x0, &x1, &y0, &y1);
   /* a margin of 3% keeps markers at the extremes off the frame */
   double dx = 0.03 * (x1 - x0), dy = 0.03 * (y1 - y0);
-  f.x = axis_for(x0 - dx, x1 + dx), f.y = axis_for(y0 - dy, y1 + dy);
-  cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
-  cairo_t *cr = cairo_create(sf);
-  draw(cr, o, s, ns, &f, w, h);
-  cairo_status_t st = cairo_status(cr);
+  f->x = axis_for(x0 - dx, x1 + dx), f->y = axis_for(y0 - dy, y1 + dy);
+  return any;
+}
+
+/* The surface as a PNG file, atomically; destroys cr and sf. */
+bool plot_surface_write_png(void *surface, const char *path, RtError *err) {
+  cairo_surface_t *sf = surface;
+  cairo_status_t st = cairo_surface_status(sf);
   Buf b = {0};
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png_stream(sf, buf_write, &b);
-  cairo_destroy(cr);
-  cairo_surface_destroy(sf);
   bool ok = st == CAIRO_STATUS_SUCCESS || rt_fail(err, "%s: cairo: %s", path, cairo_status_to_string(st));
   const void *chunks[1] = {b.data};
   ok = ok && rt_write_atomic(path, chunks, &b.n, 1, err);
   free(b.data);
   return ok;
+}
+
+static bool write_surface(cairo_surface_t *sf, cairo_t *cr, const char *path, RtError *err) {
+  cairo_status_t st = cairo_status(cr);
+  bool ok = st == CAIRO_STATUS_SUCCESS ? plot_surface_write_png(sf, path, err)
+                                       : rt_fail(err, "%s: cairo: %s", path, cairo_status_to_string(st));
+  cairo_destroy(cr);
+  cairo_surface_destroy(sf);
+  return ok;
+}
+
+bool plot_write_png(const char *path, const PlotOptions *o, const PlotSeries *s, size_t ns, RtError *err) {
+  int w = o->width ? o->width : 800, h = o->height ? o->height : 500;
+  if (w < 64 || h < 64 || w > 8192 || h > 8192)
+    return rt_fail(err, "%s: chart size %dx%d out of range (64 to 8192 pixels a side)", path, w, h);
+  Frame f;
+  if (!frame_axes(s, ns, &f)) return rt_fail(err, "%s: no finite point to plot", path);
+  cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+  cairo_t *cr = cairo_create(sf);
+  draw(cr, o, s, ns, &f, w, h);
+  return write_surface(sf, cr, path, err);
+}
+
+bool plot_write_panels_png(const char *path, const PlotPanel *p, size_t n, int pw, int ph, RtError *err) {
+  if (n < 1 || pw < 64 || ph < 64 || (size_t)pw * n > 8192 || ph > 8192)
+    return rt_fail(err, "%s: %zu panels of %dx%d out of range (64 to 8192 pixels a side)", path, n, pw, ph);
+  cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, pw * (int)n, ph);
+  cairo_t *cr = cairo_create(sf);
+  for (size_t k = 0; k < n; k++) {
+    Frame f;
+    frame_axes(p[k].series, p[k].nseries, &f);
+    cairo_save(cr);
+    cairo_translate(cr, (double)k * pw, 0);
+    cairo_rectangle(cr, 0, 0, pw, ph);
+    cairo_clip(cr);
+    draw(cr, &p[k].o, p[k].series, p[k].nseries, &f, pw, ph);
+    if (p[k].note) {
+      cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+      cairo_set_font_size(cr, FONT);
+      text_at(cr, p[k].note, f.left + f.width - 8, f.top + 8, 1, 0);
+    }
+    cairo_restore(cr);
+  }
+  return write_surface(sf, cr, path, err);
 }
 
 void plot_release_caches(void) {

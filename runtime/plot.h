@@ -34,6 +34,27 @@ bool plot_style_parse(const char *s, PlotStyle *out);
 bool plot_write_png(const char *path, const PlotOptions *o, const PlotSeries *series, size_t nseries,
                     RtError *err);
 
+/* One chart of a row of panels: its title and axis labels (o's size is
+ * ignored), its series, and a note written in the top-right corner of its
+ * plot area (NULL: none), such as a correlation coefficient. */
+typedef struct {
+  PlotOptions o;
+  const PlotSeries *series;
+  size_t nseries;
+  const char *note;
+} PlotPanel;
+
+/* n panels side by side, each panel_w × panel_h pixels (64 to 8192 a side
+ * in all), as one PNG written atomically. A panel with no finite point is
+ * drawn with empty axes. */
+bool plot_write_panels_png(const char *path, const PlotPanel *panels, size_t n, int panel_w, int panel_h,
+                           RtError *err);
+
+/* For figures drawn with cairo elsewhere (spatial_viz.c): an image
+ * surface (a cairo_surface_t *, void here so that this header needs no
+ * cairo) as a PNG written atomically; the surface stays the caller's. */
+bool plot_surface_write_png(void *surface, const char *path, RtError *err);
+
 /* Frees cairo's and fontconfig's process-wide caches (fonts found, glyphs),
  * which they keep for the process's life; for the end of a program that
  * drew charts, so leak checkers see only real leaks. No cairo object may be
