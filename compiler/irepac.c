@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "autodiff.h"
+#include "flops.h"
 #include "optim.h"
 #include "elab.h"
 #include "cuda_api.h"
@@ -263,11 +264,42 @@ static void print_compiled(const Options *o, const CompiledProgram *cp) {
   }
 }
 
+/* Each entry's forward FLOPs, counted before compile appends backward
+ * graphs; a training step's forward is that of its loss entry. */
+static FlopCount *count_forward(const Options *o, Arena *arena, DiagList *diags, const IrProgram *ir) {
+  FlopCount *fwd = arena_alloc(arena, sizeof(FlopCount) * (size_t)(ir->nentries + 1));
+  for (int i = 0; fwd && i < ir->nentries; i++)
+    if (!flops_count(diags, ir->entries[i], &fwd[i])) return NULL;
+  for (int i = 0; fwd && o->train && i < ir->nentries; i++)
+    if (!strcmp(ir->entries[i]->name, "train_step"))
+      for (int j = 0; j < ir->nentries; j++)
+        if (!strcmp(ir->entries[j]->name, o->train)) fwd[i] = fwd[j];
+  return fwd;
+}
+
+/* One line per entry: forward FLOPs per sample, the multiply-adds of its
+ * GEMMs (the figure DiT's paper calls Gflops), and the whole entry with
+ * its backward graph and optimiser (docs/performance.md). */
+static bool print_flops(const Options *o, DiagList *diags, const CompiledProgram *cp, const FlopCount *fwd) {
+  for (int i = 0; i < cp->nentries; i++) {
+    FlopCount all;
+    if (!flops_count(diags, cp->entries[i].g, &all)) return false;
+    FlopTerm f = flops_total(&fwd[i]), w = flops_total(&all);
+    char a[32], b[32], c[32], d[32];
+    printf("%s: entry %s: forward %s/sample (%s in matmul, conv and attention); whole entry %s/sample + %s\n",
+           o->output, cp->entries[i].g->name, flops_format((double)f.per_batch, "FLOP", a, sizeof a),
+           flops_format((double)fwd[i].gemm.per_batch / 2, "MAC", b, sizeof b),
+           flops_format((double)w.per_batch, "FLOP", c, sizeof c), flops_format((double)w.fixed, "FLOP", d, sizeof d));
+  }
+  return true;
+}
+
 static int compile_program(const Options *o, Arena *arena, DiagList *diags, const SourceSet *sources, IrProgram *ir) {
   const char *backend = o->backend ? o->backend : "all";
   CompileOptions copt = {o->grad, strcmp(backend, "cuda") != 0, strcmp(backend, "c") != 0};
   CompiledProgram cp;
-  if (!program_compile(arena, diags, ir, &copt, &cp)) return EXIT_PROGRAM_ERROR;
+  FlopCount *fwd = count_forward(o, arena, diags, ir);
+  if (!fwd || !program_compile(arena, diags, ir, &copt, &cp)) return EXIT_PROGRAM_ERROR;
   XCubin cubins[8] = {0};
   int ncubins = 0;
   bool nvrtc_failed = false;
@@ -284,7 +316,7 @@ static int compile_program(const Options *o, Arena *arena, DiagList *diags, cons
   }
   if (!ok) return nvrtc_failed ? EXIT_PROGRAM_ERROR : EXIT_USAGE;
   print_compiled(o, &cp);
-  return 0;
+  return print_flops(o, diags, &cp, fwd) ? 0 : EXIT_PROGRAM_ERROR;
 }
 
 static int run(Options *o, Arena *arena, SourceSet *sources, DiagList *diags) {
