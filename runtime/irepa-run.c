@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "autodiff.h"
+#include "bench_cmd.h"
 #include "elab.h"
 #include "eval_cmd.h"
 #include "plot_cmd.h"
@@ -19,6 +20,7 @@
 #include "interp.h"
 #include "safetensors.h"
 #include "sample_cmd.h"
+#include "spatial_cmd.h"
 #include "train_cmd.h"
 
 #ifndef IREPA_VERSION
@@ -34,6 +36,10 @@ static const char usage[] =
     "       irepa-run eval S.npz REF.npz [opts]  FID, IS, precision/recall of samples (eval --help)\n"
     "       irepa-run sample --ckpt C [options] samples of a checkpoint (alias generate; sample --help)\n"
     "       irepa-run plot --out C.png S.tsv... a PNG line/scatter chart of series (plot --help)\n"
+    "       irepa-run bench FILE --batch N [o] throughput, FLOP rate, memory of an entry (bench --help)\n"
+    "       irepa-run spatial-metrics [opts]  LDS, CDS, SRSS, RMSC of patch tokens (spatial-metrics --help)\n"
+    "       irepa-run spatial-corr T.tsv      spatial metrics against FID, and their figure (spatial-corr --help)\n"
+    "       irepa-run viz-spatialnorm [opts]  cosine maps without/with spatial z-score (viz-spatialnorm --help)\n"
     "\n"
     "Runs one entry point of a model (an .irg source, or a program compiled by\n"
     "irepac compile) and writes every output (out.0, out.1, ...; with --grad\n"
@@ -115,7 +121,9 @@ static int parse_args(int argc, char **argv, Options *o) {
     return 0;
   }
   if (strcmp(argv[1], "run"))
-    return usage_error("unknown command '%s' (commands: run, train, train-encoder, sample, eval)", argv[1]);
+    return usage_error("unknown command '%s' (commands: run, train, train-encoder, sample, eval, plot, bench, "
+                       "spatial-metrics, spatial-corr, viz-spatialnorm)",
+                       argv[1]);
   for (int i = 2; i < argc; i++) {
     if (argv[i][0] == '-' && argv[i][1]) {
       int rc = parse_flag(o, argc, argv, &i);
@@ -299,6 +307,9 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "train-encoder")) return train_encoder_command(argc - 2, argv + 2);
   if (argc > 1 && !strcmp(argv[1], "eval")) return eval_command(argc - 2, argv + 2);
   if (argc > 1 && !strcmp(argv[1], "plot")) return plot_command(argc - 2, argv + 2);
+  if (argc > 1 && !strcmp(argv[1], "bench")) return bench_command(argc - 2, argv + 2);
+  int spatial_rc = argc > 1 ? spatial_command(argc - 1, argv + 1) : -1; /* spatial-metrics, spatial-corr, viz-spatialnorm */
+  if (spatial_rc >= 0) return spatial_rc;
   if (argc > 1 && (!strcmp(argv[1], "sample") || !strcmp(argv[1], "generate")))
     return sample_command(argc - 2, argv + 2);
   Options o = {0};

@@ -36,9 +36,19 @@ static bool keep_entry(const Graph *g, const char *const *keep, int nkeep) {
   return false;
 }
 
+/* The FLOPs of each compiled entry, for the benchmark (bench_cmd.c). */
+static bool count_flops(Trainer *t, DiagList *diags, const CompiledProgram *cp) {
+  t->flops = calloc((size_t)cp->nentries + 1, sizeof *t->flops);
+  if (!t->flops) return false;
+  for (int i = 0; i < cp->nentries; i++)
+    if (!flops_count(diags, cp->entries[i].g, &t->flops[i])) return false;
+  return true;
+}
+
 /* .irg text to .irx bytes, in this process: the compiler is a library. */
 static bool compile_source(Trainer *t, const char *name, const char *source, const char *loss_entry,
-                           const char *const *keep, int nkeep, bool want_c, bool want_cuda, RtError *err) {
+                           const OptimOptions *oo, const char *const *keep, int nkeep, bool want_c, bool want_cuda,
+                           RtError *err) {
   Arena a;
   SourceSet sources = {0};
   DiagList diags;
@@ -52,14 +62,14 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
   CompiledProgram cp;
   bool ok = irg_load_program_text(&a, &diags, name, source, strlen(source), &popt, &prog) &&
             elab_program(&a, &diags, &prog, &eopt, &ir) &&
-            (!loss_entry || optim_add_train_step(&a, &diags, &ir, loss_entry));
+            (!loss_entry || optim_add_train_step_opt(&a, &diags, &ir, loss_entry, oo));
   if (ok) {
     int n = 0;
     for (int i = 0; i < ir.nentries; i++)
       if (keep_entry(ir.entries[i], keep, nkeep)) ir.entries[n++] = ir.entries[i];
     ir.nentries = n;
     CompileOptions copt = {false, want_c, want_cuda};
-    ok = program_compile(&a, &diags, &ir, &copt, &cp);
+    ok = program_compile(&a, &diags, &ir, &copt, &cp) && count_flops(t, &diags, &cp);
   }
   if (!ok) {
     diag_print(stderr, &diags);
@@ -76,12 +86,19 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
 
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err) {
+  const OptimOptions ldm = {true, 1};
+  return trainer_compile_opt(t, name, source, loss_entry, &ldm, keep, nkeep, backend, err);
+}
+
+bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const char *loss_entry,
+                         const OptimOptions *oo, const char *const *keep, int nkeep, const char *backend,
+                         RtError *err) {
   memset(t, 0, sizeof *t);
   if (!strcmp(backend, "interp"))
     return rt_fail(err, "training runs compiled kernels: --backend c, cuda, cuda-emu or auto, not interp");
   if (!(t->backend = backend_open(backend, err))) return false;
   bool c = !strcmp(t->backend->name, "c"), cuda = !c;
-  if (!compile_source(t, name, source, loss_entry, keep, nkeep, c, cuda, err)) return false;
+  if (!compile_source(t, name, source, loss_entry, oo, keep, nkeep, c, cuda, err)) return false;
   t->step = irx_entry(&t->prog, "train_step");
   for (int i = 0; t->step && i < t->step->noutputs; i++)
     if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
@@ -95,7 +112,7 @@ bool trainer_compile_inference(Trainer *t, const char *name, const char *source,
     return rt_fail(err, "inference runs compiled kernels: --backend c, cuda, cuda-emu or auto, not interp");
   if (!(t->backend = backend_open(backend, err))) return false;
   bool c = !strcmp(t->backend->name, "c");
-  if (!compile_source(t, name, source, NULL, keep, nkeep, c, !c, err)) return false;
+  if (!compile_source(t, name, source, NULL, NULL, keep, nkeep, c, !c, err)) return false;
   for (int i = 0; i < nkeep; i++)
     if (!irx_entry(&t->prog, keep[i])) return rt_fail(err, "%s: the model has no entry '%s'", name, keep[i]);
   return true;
@@ -114,7 +131,9 @@ static bool add(TensorList *l, Tensor *x, RtError *err) {
 }
 
 static bool is_state(const char *name) {
-  if (!strncmp(name, "exp_avg.", 8) || !strncmp(name, "exp_avg_sq.", 11) || !strncmp(name, "ema.", 4)) return true;
+  if (!strncmp(name, "exp_avg.", 8) || !strncmp(name, "exp_avg_sq.", 11) || !strncmp(name, "ema.", 4) ||
+      !strncmp(name, "ema2.", 5) || !strcmp(name, optim_ema2_decay_input))
+    return true;
   for (int i = 0; i < OPTIM_NSCALARS; i++)
     if (!strcmp(name, optim_scalar_inputs[i])) return true;
   return false;
@@ -142,12 +161,20 @@ bool trainer_init(Trainer *t, uint64_t seed, RtError *err) {
     if (!is_state(name)) continue;
     Tensor *x = new_tensor(name, &e->inputs[i], err);
     if (!add(&t->state, x, err)) return false;
-    if (!strncmp(name, "ema.", 4)) memcpy(x->data, tensorlist_find(&t->params, name + 4)->data, x->nbytes);
+    const char *dot = strchr(name, '.');
+    if (!strncmp(name, "ema", 3) && dot) memcpy(x->data, tensorlist_find(&t->params, dot + 1)->data, x->nbytes);
   }
   return true;
 }
 
 static void set_scalar(Trainer *t, const char *name, double v) { tensor_set(tensorlist_find(&t->state, name), 0, v); }
+
+bool trainer_set_scalar(Trainer *t, const char *name, double v, RtError *err) {
+  Tensor *x = tensorlist_find(&t->state, name);
+  if (!x || x->rank != 0) return rt_fail(err, "the training step has no scalar input '%s'", name);
+  tensor_set(x, 0, v);
+  return true;
+}
 
 /* A list that borrows the tensors of a and b. */
 static bool join(const TensorList *a, const TensorList *b, TensorList *out, RtError *err) {
@@ -286,6 +313,7 @@ void trainer_free(Trainer *t) {
   tensorlist_free(&t->state);
   irx_free(&t->prog);
   free(t->irx);
+  free(t->flops);
   backend_close(t->backend);
   memset(t, 0, sizeof *t);
 }

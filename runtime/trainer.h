@@ -6,6 +6,8 @@
 #define IREPA_TRAINER_H
 
 #include "exec.h"
+#include "flops.h"
+#include "optim.h"
 
 typedef struct {
   double lr, beta1, beta2, eps, weight_decay, max_grad_norm, ema_decay;
@@ -16,10 +18,12 @@ typedef struct {
   const XEntry *step;   /* train_step */
   Backend *backend;
   TensorList params;    /* the weights, by parameter table name */
-  TensorList state;     /* exp_avg.*, exp_avg_sq.*, ema.* and the step's scalars */
+  TensorList state;     /* exp_avg.*, exp_avg_sq.*, ema.*, ema2.* and the step's scalars */
   int nloss;            /* outputs of the loss entry, before grad_norm */
   char *irx;            /* the program's bytes, kept for the run folder */
   size_t irx_len;
+  FlopCount *flops;     /* per entry of prog, in its order: the graph's FLOPs
+                           (compiler/flops.h); NULL for a loaded program */
 } Trainer;
 
 /* Where `import "sit.irg"` finds the models: $IREPA_MODELS_DIR, else the
@@ -31,6 +35,11 @@ const char *trainer_models_dir(void);
  * backend `backend` (c, cuda, cuda-emu or auto), and opens the backend. */
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err);
+/* The same with the step built by options oo (compiler/optim.h): the jit
+ * trainer's weight-decay groups and second EMA. */
+bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const char *loss_entry,
+                         const OptimOptions *oo, const char *const *keep, int nkeep, const char *backend,
+                         RtError *err);
 /* Compiles `source` without a training step, keeping only the entries in
  * `keep` (the sampler's, say), for inference: t->step is NULL, and
  * trainer_init then makes the weights alone. Each kept entry must exist. */
@@ -44,6 +53,10 @@ bool trainer_init(Trainer *t, uint64_t seed, RtError *err);
  * weights and moments as they were (optim.h). */
 bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
                   RtError *err);
+/* Sets a scalar input of the step that Hyper does not carry (the second
+ * EMA's decay, optim_ema2_decay_input) until changed; an error if the
+ * step has none by that name. */
+bool trainer_set_scalar(Trainer *t, const char *name, double v, RtError *err);
 /* Runs another entry on the weights (ema: on the EMA weights instead). */
 bool trainer_run(Trainer *t, const char *entry, const TensorList *inputs, bool ema, TensorList *out, RtError *err);
 /* Checkpoints: weights under their names, then the state, with metadata
