@@ -57,10 +57,14 @@ const char *cli_include_dir(int argc, char **argv, int *i);
 #define FNV1A64_INIT 0xcbf29ce484222325ull
 uint64_t fnv1a64_update(uint64_t h, const void *data, size_t n);
 
-/* Checked int64 arithmetic: false on overflow. */
 /* Seconds on the monotonic clock: for durations and rates. */
 double monotonic_seconds(void);
 
+/* A command-line integer: all of s, in [lo, hi]; false (and *out
+ * untouched) otherwise. */
+bool parse_int_in(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* Checked int64 arithmetic: false on overflow. */
 bool mul_overflows(int64_t a, int64_t b, int64_t *out);
 bool add_overflows(int64_t a, int64_t b, int64_t *out);
 

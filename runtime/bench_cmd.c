@@ -87,15 +87,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_BAD;
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
 static bool parse_num(const char *s, double lo, double *out) {
   char *end;
   double v = strtod(s, &end);
@@ -120,7 +111,7 @@ static int parse_value(BenchOptions *o, int argc, char **argv, int *i) {
       {"--sample-steps", &o->sample_steps, 1, 100000}, {"--seed", &o->seed, 0, INT64_MAX}};
   for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
     if ((v = cli_option_value(ints[k].name, argc, argv, i))) {
-      if (!parse_int(v, ints[k].lo, ints[k].hi, ints[k].dst)) {
+      if (!parse_int_in(v, ints[k].lo, ints[k].hi, ints[k].dst)) {
         fprintf(stderr, "irepa-run bench: error: %s: '%s' is not an integer in [%lld, %lld]\n", ints[k].name, v,
                 (long long)ints[k].lo, (long long)ints[k].hi);
         return EXIT_BAD;

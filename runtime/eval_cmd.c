@@ -122,15 +122,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_BAD;
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
 static int parse_value(EvalOptions *o, int argc, char **argv, int *i) {
   const char *v;
   struct { const char *name; const char **dst; } strs[] = {
@@ -146,7 +137,7 @@ static int parse_value(EvalOptions *o, int argc, char **argv, int *i) {
       {"--batch-size", &o->batch, 1, 1 << 20}, {"--split-size", &o->split, 1, INT64_MAX}, {"--threads", &o->threads, 0, 4096}};
   for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
     if ((v = cli_option_value(ints[k].name, argc, argv, i))) {
-      if (!parse_int(v, ints[k].lo, ints[k].hi, ints[k].dst)) return usage_error("%s: '%s' is not an integer in range", v);
+      if (!parse_int_in(v, ints[k].lo, ints[k].hi, ints[k].dst)) return usage_error("%s: '%s' is not an integer in range", v);
       return -1;
     }
   return usage_error("unknown option '%s'", argv[*i]);

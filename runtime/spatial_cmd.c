@@ -81,19 +81,11 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_BAD;
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return false;
-  return *out = v, true;
-}
-
 static int parse_grid(const char *v, SmOptions *o) {
   char *x = strchr(v, 'x'), buf[64];
   if (!x || (size_t)(x - v) >= sizeof buf) return usage_error("--grid '%s': expected HxW, like 16x16", v);
   snprintf(buf, sizeof buf, "%.*s", (int)(x - v), v);
-  if (!parse_int(buf, 1, 4096, &o->grid_h) || !parse_int(x + 1, 1, 4096, &o->grid_w))
+  if (!parse_int_in(buf, 1, 4096, &o->grid_h) || !parse_int_in(x + 1, 1, 4096, &o->grid_w))
     return usage_error("--grid '%s': expected HxW, like 16x16", v);
   return -1;
 }
@@ -109,7 +101,7 @@ static int parse_int_option(SmOptions *o, int argc, char **argv, int *i) {
   const char *v;
   for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
     if ((v = cli_option_value(ints[k].name, argc, argv, i))) {
-      if (parse_int(v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
+      if (parse_int_in(v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
       fprintf(stderr, "irepa-run spatial-metrics: error: %s '%s': expected an integer in %lld..%lld\n", ints[k].name, v,
               (long long)ints[k].lo, (long long)ints[k].hi);
       return EXIT_BAD;

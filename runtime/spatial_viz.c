@@ -121,14 +121,6 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_BAD;
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return false;
-  return *out = v, true;
-}
-
 static int parse_option(VizOptions *o, int argc, char **argv, int *i) {
   struct { const char *name; const char **dst; } strs[] = {
       {"--encoder", &o->encoder}, {"--data", &o->data}, {"--output-dir", &o->output_dir},
@@ -148,7 +140,7 @@ static int parse_option(VizOptions *o, int argc, char **argv, int *i) {
   }
   for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
     if ((v = cli_option_value(ints[k].name, argc, argv, i))) {
-      if (parse_int(v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
+      if (parse_int_in(v, ints[k].lo, ints[k].hi, ints[k].dst)) return -1;
       fprintf(stderr, "irepa-run viz-spatialnorm: error: %s '%s': expected an integer in %lld..%lld\n", ints[k].name,
               v, (long long)ints[k].lo, (long long)ints[k].hi);
       return EXIT_BAD;
