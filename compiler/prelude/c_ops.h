@@ -1,7 +1,7 @@
 /* c_ops.h: the compute ops of the C backend that are not GEMMs (those go
- * to BLAS through the runtime): convolutions (float, on common.h's
- * per-element gathers) and attention (cblas for its products), parallel over
- * independent outputs with OpenMP.
+ * to BLAS through the runtime): convolutions (im2col columns and cblas)
+ * and attention (cblas for its products), parallel over independent
+ * outputs with OpenMP.
  * Layouts: x[N,C,H,W], w[O,C,KH,KW], y[N,O,HO,WO]; attention operands are
  * [BH,T,D] (q), [BH,S,D] (k), [BH,S,Dv] (v), batch and heads flattened. */
 /* tanh without a libm call, so that loops of it vectorise (libm's tanhf

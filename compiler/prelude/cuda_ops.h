@@ -66,3 +66,55 @@ IREPA_FN void irepa_attn_stats(const float *q, const float *k, irepa_attn_dims d
   *m = mx;
   *l = sum;
 }
+
+/* A convolution and its two gradients, one output element at a time, each
+ * as a gather over what contributes to it: no two outputs write the same
+ * place, so the CUDA threads need no atomics. (The C backend runs them as
+ * GEMMs over im2col columns, c_ops.h.) */
+IREPA_FN float irepa_conv2d_at(const float *x, const float *w, irepa_conv_dims d, idx_t at) {
+  idx_t wo = at % d.WO, ho = at / d.WO % d.HO, o = at / (d.WO * d.HO) % d.O, n = at / (d.WO * d.HO * d.O);
+  float acc = 0;
+  for (idx_t c = 0; c < d.C; c++)
+    for (idx_t i = 0; i < d.KH; i++) {
+      idx_t h = ho * d.sh - d.ph + i;
+      if (h < 0 || h >= d.H) continue;
+      for (idx_t j = 0; j < d.KW; j++) {
+        idx_t v = wo * d.sw - d.pw + j;
+        if (v < 0 || v >= d.W) continue;
+        acc += x[((n * d.C + c) * d.H + h) * d.W + v] * w[((o * d.C + c) * d.KH + i) * d.KW + j];
+      }
+    }
+  return acc;
+}
+
+IREPA_FN float irepa_conv2d_bwd_input_at(const float *g, const float *w, irepa_conv_dims d, idx_t at) {
+  idx_t v = at % d.W, h = at / d.W % d.H, c = at / (d.W * d.H) % d.C, n = at / (d.W * d.H * d.C);
+  float acc = 0;
+  for (idx_t i = 0; i < d.KH; i++) {
+    idx_t th = h + d.ph - i;
+    if (th < 0 || th % d.sh || th / d.sh >= d.HO) continue;
+    for (idx_t j = 0; j < d.KW; j++) {
+      idx_t tw = v + d.pw - j;
+      if (tw < 0 || tw % d.sw || tw / d.sw >= d.WO) continue;
+      for (idx_t o = 0; o < d.O; o++)
+        acc += g[((n * d.O + o) * d.HO + th / d.sh) * d.WO + tw / d.sw] * w[((o * d.C + c) * d.KH + i) * d.KW + j];
+    }
+  }
+  return acc;
+}
+
+IREPA_FN float irepa_conv2d_bwd_weight_at(const float *x, const float *g, irepa_conv_dims d, idx_t at) {
+  idx_t j = at % d.KW, i = at / d.KW % d.KH, c = at / (d.KW * d.KH) % d.C, o = at / (d.KW * d.KH * d.C);
+  float acc = 0;
+  for (idx_t n = 0; n < d.N; n++)
+    for (idx_t ho = 0; ho < d.HO; ho++) {
+      idx_t h = ho * d.sh - d.ph + i;
+      if (h < 0 || h >= d.H) continue;
+      for (idx_t wo = 0; wo < d.WO; wo++) {
+        idx_t v = wo * d.sw - d.pw + j;
+        if (v < 0 || v >= d.W) continue;
+        acc += g[((n * d.O + o) * d.HO + ho) * d.WO + wo] * x[((n * d.C + c) * d.H + h) * d.W + v];
+      }
+    }
+  return acc;
+}
