@@ -14,6 +14,9 @@
 #   STEPS=2000 CKPT_EVERY=500 BATCH=64  training (the shipped configs' values)
 #   NSAMPLES=2000 SAMPLE_STEPS=50 SAMPLE_BATCH=100  sampling (ODE Euler, cfg 1)
 #   EMA=0        1: sample the EMA weights (see below why 0 is the default)
+#   ENCODER_EPOCHS=2  the Fashion-MNIST ViT's training, when the script trains it
+#   METHODS="vanilla repa irepa"  which runs (a subset, or more runs later:
+#                the finished ones are kept and all appear in the report)
 #   SEED=0 THREADS=0 OUT=exps/repa_vs_irepa BUILD=build
 #   RESULTS=docs/results.md  SCALE_NOTE="" (a line put above the table)
 set -euo pipefail
@@ -33,7 +36,8 @@ BUILD=${BUILD:-build}
 RESULTS=${RESULTS:-docs/results.md}
 CHART=${CHART:-${RESULTS%.md}_fid.png}
 SCALE_NOTE=${SCALE_NOTE:-}
-METHODS=(vanilla repa irepa)
+ENCODER_EPOCHS=${ENCODER_EPOCHS:-2}
+read -r -a METHODS <<<"${METHODS:-vanilla repa irepa}"
 RUN=$BUILD/runtime/irepa-run
 ENCODER=$OUT/exps/encoders/fmnist-vit.safetensors
 TIMES=$OUT/wallclock.tsv   # phase, method, step, seconds
@@ -61,7 +65,8 @@ timed() {
 
 # ---- the encoder whose patch tokens REPA/iREPA align to, and eval's features
 if [ ! -f "$ENCODER" ]; then
-  timed train-encoder - - "$RUN" train-encoder --output "$ENCODER" --threads "$THREADS"
+  timed train-encoder - - "$RUN" train-encoder --output "$ENCODER" --epochs "$ENCODER_EPOCHS" \
+    --threads "$THREADS"
 fi
 
 # ---- training. YAML keys overwrite command-line flags (docs/cli.md), so the
