@@ -16,7 +16,11 @@
 #   EMA=0        1: sample the EMA weights (see below why 0 is the default)
 #   ENCODER_EPOCHS=2  the Fashion-MNIST ViT's training, when the script trains it
 #   METHODS="vanilla repa irepa"  which runs (a subset, or more runs later:
-#                the finished ones are kept and all appear in the report)
+#                the finished ones are kept and all appear in the report);
+#                jit_vanilla jit_repa jit_irepa are the same three with JiT-T/4
+#                (configs/fmnist_jit_*.yaml; sampled with JiT's sampler)
+#   SECTION=fmnist_repa_vs_irepa.sh  the marker of the report's part that a
+#                run rewrites (another name: another part, e.g. for the JiT rows)
 #   SEED=0 THREADS=0 OUT=exps/repa_vs_irepa BUILD=build
 #   RESULTS=docs/results.md  SCALE_NOTE="" (a line put above the table)
 set -euo pipefail
@@ -34,6 +38,7 @@ THREADS=${THREADS:-0}
 OUT=${OUT:-exps/repa_vs_irepa}
 BUILD=${BUILD:-build}
 RESULTS=${RESULTS:-docs/results.md}
+SECTION=${SECTION:-fmnist_repa_vs_irepa.sh}
 CHART=${CHART:-${RESULTS%.md}_fid.png}
 SCALE_NOTE=${SCALE_NOTE:-}
 ENCODER_EPOCHS=${ENCODER_EPOCHS:-2}
@@ -135,18 +140,20 @@ for m in "${METHODS[@]}"; do
   : >"$OUT/fid_$m.tsv"
   for s in $(ckpt_steps); do printf '%s\t%s\n' "$s" "$(num fid_fmnist-vit "$OUT/eval/$m-$s.json")" >>"$OUT/fid_$m.tsv"; done
 done
-labels=(vanilla "vanilla SiT (no alignment)" repa "REPA (mlp, no norm)" irepa "iREPA (conv, z-score)")
+labels=(vanilla "vanilla SiT (no alignment)" repa "REPA (mlp, no norm)" irepa "iREPA (conv, z-score)"
+  jit_vanilla "vanilla JiT (no alignment)" jit_repa "JiT REPA (mlp, no norm)" jit_irepa "JiT iREPA (3x3 conv, z-score)")
+models=$(for m in "${METHODS[@]}"; do [[ $m == jit_* ]] && echo JiT-T/4 || echo SiT-T/4; done | sort -ru | paste -sd, | sed 's/,/ and /')
 plot_args=()
 for m in "${METHODS[@]}"; do
   for ((k = 0; k < ${#labels[@]}; k += 2)); do [ "${labels[k]}" = "$m" ] && plot_args+=("${labels[k + 1]}=$OUT/fid_$m.tsv"); done
 done
-plot_cmd=("$RUN" plot --out "$CHART" --title "Fashion-MNIST, SiT-T/4: domain FID vs training steps"
+plot_cmd=("$RUN" plot --out "$CHART" --title "Fashion-MNIST, $models: domain FID vs training steps"
   --xlabel "training step" --ylabel "domain FID (fmnist-vit, lower is better)" "${plot_args[@]}")
 "${plot_cmd[@]}"
 
 section() {
-  echo "<!-- BEGIN fmnist_repa_vs_irepa.sh (machine-written; rerun the script to replace) -->"
-  echo "## Run of $(date -u +%Y-%m-%d)"
+  echo "<!-- BEGIN $SECTION (machine-written; rerun the script to replace) -->"
+  echo "## $models: run of $(date -u +%Y-%m-%d)"
   echo
   [ -n "$SCALE_NOTE" ] && echo "$SCALE_NOTE" && echo
   echo "Scale: $STEPS steps, batch $BATCH, checkpoints every $CKPT_EVERY, seed $SEED;"
@@ -172,17 +179,17 @@ section() {
   echo
   echo "Wall-clock per phase (seconds, summed): $(awk -F'\t' '{ t[$1] += $4 } END { for (p in t) printf "%s %.0f; ", p, t[p] }' "$TIMES")"
   echo
-  echo "Commands, in order (\`$0\` with STEPS=$STEPS CKPT_EVERY=$CKPT_EVERY BATCH=$BATCH NSAMPLES=$NSAMPLES SAMPLE_STEPS=$SAMPLE_STEPS SAMPLE_BATCH=$SAMPLE_BATCH EMA=$EMA SEED=$SEED OUT=$OUT):"
+  echo "Commands, in order (\`$0\` with METHODS=\"${METHODS[*]}\" STEPS=$STEPS CKPT_EVERY=$CKPT_EVERY BATCH=$BATCH NSAMPLES=$NSAMPLES SAMPLE_STEPS=$SAMPLE_STEPS SAMPLE_BATCH=$SAMPLE_BATCH EMA=$EMA SEED=$SEED OUT=$OUT):"
   echo
   echo '```'
   cat "$CMDS"
   printf '%q ' "${plot_cmd[@]}"
   echo
   echo '```'
-  echo "<!-- END fmnist_repa_vs_irepa.sh -->"
+  echo "<!-- END $SECTION -->"
 }
-begin='<!-- BEGIN fmnist_repa_vs_irepa.sh'
-end='<!-- END fmnist_repa_vs_irepa.sh -->'
+begin="<!-- BEGIN $SECTION ("
+end="<!-- END $SECTION -->"
 [ -f "$RESULTS" ] || printf '# Results: REPA vs iREPA on Fashion-MNIST\n\nWritten by `examples/fmnist_repa_vs_irepa.sh`.\n\n' >"$RESULTS"
 section >"$OUT/section.md"
 if grep -q "^$begin" "$RESULTS"; then

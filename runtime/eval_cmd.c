@@ -353,12 +353,6 @@ static Tensor *logits_of(const Extractor *x, const Tensor *feats, RtError *err) 
 
 /* ---- results -------------------------------------------------------------- */
 
-typedef struct {
-  double fid, is_mean, is_std, precision, recall;
-  int64_t is_splits, n_samples, n_reference;
-  bool have_pr;
-} Results;
-
 static char *metric(const char *what, const char *net) {
   static char buf[4][96];
   static int k;
@@ -367,7 +361,7 @@ static char *metric(const char *what, const char *net) {
   return buf[k];
 }
 
-static json_t *results_json(const EvalOptions *o, const FeatureNet *net, const Results *r, const char *weights) {
+static json_t *results_json(const EvalOptions *o, const FeatureNet *net, const EvalScores *r, const char *weights) {
   json_t *j = json_object();
   json_object_set_new(j, "metric_kind", json_string("domain"));
   json_object_set_new(j, "feature_network", json_string(net->name));
@@ -390,7 +384,7 @@ static json_t *results_json(const EvalOptions *o, const FeatureNet *net, const R
   return j;
 }
 
-static void print_results(const FeatureNet *net, const Results *r, int64_t split) {
+static void print_results(const FeatureNet *net, const EvalScores *r, int64_t split) {
   printf("domain metrics with %s features: %s; not Inception-v3, not comparable with published FID/IS\n", net->name,
          net->what);
   printf("  samples %lld, reference %lld%s\n", (long long)r->n_samples, (long long)r->n_reference,
@@ -420,7 +414,7 @@ static bool write_json(const char *path, json_t *j, RtError *err) {
 /* ---- the two commands ----------------------------------------------------- */
 
 /* Features of the samples (and of a reference with images) to metrics. */
-static bool evaluate(Extractor *x, Input *smp, Input *ref, const EvalOptions *o, Results *r, bool *bad, RtError *err) {
+static bool evaluate(Extractor *x, Input *smp, Input *ref, const EvalOptions *o, EvalScores *r, bool *bad, RtError *err) {
   Tensor *fs = features_of(x, smp, bad, err), *fr = fs && ref->images ? features_of(x, ref, bad, err) : NULL;
   Tensor *logits = fs ? logits_of(x, fs, err) : NULL;
   FidStats ss = {0}, rs = {0};
@@ -451,7 +445,7 @@ static int eval_pair(Extractor *x, const EvalOptions *o, RtError *err) {
   if (rc == 0 && !ref.images && ref.stats.d != feature_dim(x))
     rc = EXIT_BAD, rt_fail(err, "%s: statistics of dimension %lld; %s features have %lld (another network's?)",
                            ref.path, (long long)ref.stats.d, x->net->name, (long long)feature_dim(x));
-  Results r = {0};
+  EvalScores r = {0};
   bool bad = false;
   if (rc == 0 && !evaluate(x, &smp, &ref, o, &r, &bad, err)) rc = bad ? EXIT_BAD : EXIT_FAIL;
   if (rc == 0) {
@@ -464,6 +458,45 @@ static int eval_pair(Extractor *x, const EvalOptions *o, RtError *err) {
   input_close(&smp);
   input_close(&ref);
   return rc;
+}
+
+bool eval_features_fit(const char *features, int64_t h, int64_t w, int64_t c, RtError *err) {
+  const FeatureNet *net = find_net(features);
+  if (!net) return rt_fail(err, "unknown feature network '%s' (fmnist-vit)", features);
+  if (!net_fits(net, h, w, c))
+    return rt_fail(err, "the %s features take %s, not %lldx%lldx%lld images", net->name, net->accepts, (long long)h,
+                   (long long)w, (long long)c);
+  return true;
+}
+
+bool eval_reference_ok(const char *features, const char *reference, RtError *err) {
+  const FeatureNet *net = find_net(features);
+  if (!net) return rt_fail(err, "unknown feature network '%s' (fmnist-vit)", features);
+  Input in;
+  bool ok = open_input(&in, reference, true, net, err);
+  input_close(&in);
+  return ok;
+}
+
+bool eval_images(const char *features, const char *weights_path, const char *backend, const uint8_t *u8, int64_t n,
+                 int64_t h, int64_t w, int64_t c, const char *reference, EvalScores *scores, RtError *err) {
+  Extractor x;
+  memset(&x, 0, sizeof x);
+  x.net = find_net(features);
+  x.batch = 256;
+  EvalOptions o = {"the samples", reference, features, weights_path, "exps", backend, NULL, NULL, 256, 5000, 0};
+  Input smp = {.path = o.samples, .mem = (uint8_t *)u8, .n = n, .h = h, .w = w, .c = c, .images = true}, ref;
+  memset(&ref, 0, sizeof ref);
+  bool ok = eval_features_fit(features, h, w, c, err) && open_input(&ref, reference, true, x.net, err) &&
+            open_net(&x, &o, err) == 0;
+  if (ok && !ref.images && ref.stats.d != feature_dim(&x))
+    ok = rt_fail(err, "%s: statistics of dimension %lld; %s features have %lld (another network's?)", ref.path,
+                 (long long)ref.stats.d, x.net->name, (long long)feature_dim(&x));
+  bool bad = false;
+  ok = ok && evaluate(&x, &smp, &ref, &o, scores, &bad, err);
+  input_close(&ref); /* smp's images are the caller's */
+  trainer_free(&x.t);
+  return ok;
 }
 
 /* mu, sigma (f64) and n (i64) of the images' features. */

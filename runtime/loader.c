@@ -61,11 +61,28 @@ static void begin_batch(Loader *l, Slot *s, int64_t index) {
   s->failed = false;
 }
 
+/* A stream of its own (splitmix64 of seed and pos, apart from the
+ * order's keys), so that turning the flip on changes nothing else. */
+bool loader_flips(uint64_t seed, int64_t pos) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)pos + 0x5851F42D4C957F2Dull) * 0xC2B2AE3D27D4EB4Full;
+  return rng_splitmix64(&s) >> 63;
+}
+
+/* Reverses each row (the last axis) of one item. */
+static void mirror(float *x, int64_t numel, int64_t width) {
+  for (float *row = x; row < x + numel; row += width)
+    for (int64_t i = 0, j = width - 1; i < j; i++, j--) {
+      float t = row[i];
+      row[i] = row[j], row[j] = t;
+    }
+}
+
 static bool load_place(Loader *l, Slot *s, int64_t b, RtError *err) {
   int64_t item = s->items[b], pos = s->index * l->o.batch + b;
   float *x = (float *)s->x->data + b * l->per_x;
   int64_t *y = (int64_t *)s->y->data + b;
   if (!l->src.load(l->src.ctx, item, pos, x, y, err)) return false;
+  if (l->o.hflip && loader_flips(l->o.seed, pos)) mirror(x, l->per_x, l->src.shape[l->src.rank - 1]);
   if (s->t) memcpy((float *)s->t->data + b * l->per_t, l->o.table + item * l->per_t, sizeof(float) * (size_t)l->per_t);
   return true;
 }
@@ -140,6 +157,8 @@ static bool check_options(const LoaderSource *src, const LoaderOptions *o, RtErr
   if (o->batch < 1 || o->batch > src->n)
     return rt_fail(err, "loader: batch size %lld for a data set of %lld items", (long long)o->batch, (long long)src->n);
   if (o->table && !o->t_name) return rt_fail(err, "loader: a table without a name");
+  if (o->table && o->hflip) return rt_fail(err, "loader: a table of per-item rows cannot follow a flipped item");
+  if (o->hflip && src->rank < 1) return rt_fail(err, "loader: items of rank 0 cannot be flipped");
   return true;
 }
 
@@ -228,7 +247,7 @@ Loader *loader_open(const Tensor *images, const Tensor *labels, const char *x_na
   }
   *ctx = (LoaderTensors){images, labels};
   LoaderSource src;
-  LoaderOptions o = {x_name, y_name, batch, seed, first, 1, NULL, NULL, 0, {0}};
+  LoaderOptions o = {x_name, y_name, batch, seed, first, 1, NULL, NULL, 0, {0}, false};
   Loader *l = loader_tensor_source(&src, ctx, err) ? loader_start(&src, &o, err) : NULL;
   if (l) l->owned = ctx;
   else free(ctx);

@@ -38,6 +38,11 @@ typedef struct {
   const char *t_name;
   int t_rank;
   int64_t t_shape[IR_MAX_RANK];
+  /* The jit trainer's augmentation: each sample mirrored along its last
+   * axis (the width) with probability 1/2, decided by (seed, pos) alone
+   * (loader_flips). Not with a table: the table's rows are of the items
+   * as stored. */
+  bool hflip;
 } LoaderOptions;
 
 /* One batch: x f32[batch, shape...], y i64[batch], t (NULL without a
@@ -63,6 +68,8 @@ Loader *loader_open(const Tensor *images, const Tensor *labels, const char *x_na
 bool loader_next(Loader *l, Tensor **x, Tensor **y, RtError *err);
 
 int64_t loader_batches_per_epoch(const Loader *l);
+/* Whether sample `pos` of a run with this seed is mirrored under hflip. */
+bool loader_flips(uint64_t seed, int64_t pos);
 void loader_close(Loader *l);
 
 /* A source over images [N, ...] and labels [N] in memory (loader_open's);

@@ -45,7 +45,7 @@ static const struct {
     {TC_OPT_weighting, "uniform|lognormal"},         {TC_OPT_projection_loss_type, "cosine"},
     {TC_OPT_spnorm_method, "none|zscore"},           {TC_OPT_dataset, "fashion-mnist|imagefolder|latents"},
     {TC_OPT_backend, "auto|c|cuda|cuda-emu|interp"}, {TC_OPT_on_nan, "stop|skip"},
-    {TC_OPT_lr_schedule, "constant|cosine"},
+    {TC_OPT_lr_schedule, "constant|cosine"},       {TC_OPT_sampling_method, "heun|euler"},
 };
 
 /* lo <= x <= hi (< where open), for every other INT and FLOAT option. */
@@ -73,7 +73,10 @@ static const struct {
     {TC_OPT_warmup_epochs, 0, INF, 0},      {TC_OPT_min_lr, 0, INF, 0},
     {TC_OPT_blr, 0, INF, LO_OPEN},          {TC_OPT_P_std, 0, INF, LO_OPEN},
     {TC_OPT_t_eps, 0, 1, LO_OPEN},          {TC_OPT_noise_scale, 0, INF, LO_OPEN},
-    {TC_OPT_ema_decay2, 0, 1, 0},
+    {TC_OPT_ema_decay2, 0, 1, 0},           {TC_OPT_eval_freq, 1, INF, 0},
+    {TC_OPT_num_images, 1, INF, 0},         {TC_OPT_gen_bsz, 1, INF, 0},
+    {TC_OPT_num_sampling_steps, 1, INF, 0}, {TC_OPT_cfg, 1, INF, 0},
+    {TC_OPT_interval_min, 0, 1, 0},         {TC_OPT_interval_max, 0, 1, 0},
 };
 
 /* The jit trainer's names (spec/training.md §4) for options that exist
@@ -85,7 +88,7 @@ static const struct {
     {"lr", TC_OPT_learning_rate},          {"img-size", TC_OPT_resolution},
     {"class-num", TC_OPT_num_classes},     {"data-path", TC_OPT_data_dir},
     {"label-drop-prob", TC_OPT_cfg_prob},  {"weight-decay", TC_OPT_adam_weight_decay},
-    {"ema-decay1", TC_OPT_ema_decay},
+    {"ema-decay1", TC_OPT_ema_decay},      {"log-freq", TC_OPT_log_every},
 };
 
 static bool say(char *msg, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -715,6 +718,7 @@ void tc_jit_defaults(TrainConfig *c, const bool *seen, FILE *out) {
       {TC_OPT_max_grad_norm, "0"}, /* no clipping */
       {TC_OPT_warmup_epochs, "5"},           {TC_OPT_epochs, "200"},       {TC_OPT_batch_size, "128"},
       {TC_OPT_sampling_steps, "0"}, /* --sample_grid False */
+      {TC_OPT_hflip, "true"},
   };
   char note[512] = "", lr[48];
   for (size_t i = 0; i < COUNT(jit); i++) jit_default(c, seen, jit[i].opt, jit[i].text, note, sizeof note);

@@ -17,6 +17,7 @@
 
 #include "feature_cache.h"
 #include "fileio.h"
+#include "online_eval.h"
 #include "safetensors.h"
 #include "sampler.h"
 #include "tbevents.h"
@@ -47,6 +48,8 @@ typedef struct {
 
 /* ---- the model ---------------------------------------------------------- */
 
+/* Without alignment there is no tap: encoder depth 0 whatever the option
+ * says (its default, 8, is deeper than the small models). */
 static char *sit_source(const Run *r, int64_t channels, int64_t side) {
   const TrainConfig *c = &r->c;
   char z[64] = "[]";
@@ -59,7 +62,7 @@ static char *sit_source(const Run *r, int64_t channels, int64_t side) {
                    "            projection_layer_type = \"%s\", proj_kernel_size = %lld, spnorm_method = \"%s\",\n"
                    "            zscore_alpha = %.17g, path_type = \"%s\", weighting = \"%s\");\n",
                    c->model, (long long)side, (long long)channels, (long long)c->num_classes, 0.1,
-                   (long long)c->encoder_depth, z, (long long)c->projector_dim, c->projection_layer_type,
+                   (long long)(r->repa ? c->encoder_depth : 0), z, (long long)c->projector_dim, c->projection_layer_type,
                    (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha, c->path_type,
                    c->weighting);
   return n < 0 ? NULL : s;
@@ -81,7 +84,7 @@ static char *jit_source(const Run *r, int64_t channels, int64_t side) {
                    "                    projector_dim = %lld, projection_layer_type = \"%s\",\n"
                    "                    proj_kernel_size = %lld, spnorm_method = \"%s\", zscore_alpha = %.17g);\n",
                    c->model, (long long)side, (long long)channels, (long long)c->num_classes, c->cfg_prob,
-                   c->P_mean, c->P_std, c->t_eps, c->noise_scale, (long long)c->encoder_depth, z,
+                   c->P_mean, c->P_std, c->t_eps, c->noise_scale, (long long)(r->repa ? c->encoder_depth : 0), z,
                    (long long)c->projector_dim, c->projection_layer_type,
                    (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha);
   return n < 0 ? NULL : s;
@@ -270,11 +273,21 @@ static bool prepare_run_dir(Run *r, int64_t *resume_from, RtError *err) {
   return rt_make_dirs(path_in(r, "checkpoints", p, sizeof p), 0777, err);
 }
 
+static bool open_tb(Run *r, RtError *err) {
+  char tb[PATH_BYTES];
+  snprintf(tb, sizeof tb, "%s/%s", r->run_dir, r->c.logging_dir);
+  return rt_make_dirs(tb, 0777, err) && (r->tb = tb_open(tb, err)) != NULL;
+}
+
 /* log.jsonl keeps the lines of steps up to `step`: a resumed run appends
  * after them, so the file reads as one run. */
 static bool open_log(Run *r, int64_t step, RtError *err) {
   char path[PATH_BYTES];
   path_in(r, "log.jsonl", path, sizeof path);
+  if (r->c.evaluate_gen) { /* no training: the log stays whole, the evaluation goes at its end */
+    if (!(r->log = fopen(path, "a"))) return rt_fail(err, "cannot write %s: %s", path, strerror(errno));
+    return open_tb(r, err);
+  }
   FILE *old = step > 0 ? fopen(path, "r") : NULL;
   char tmp[PATH_BYTES + 8];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -294,9 +307,7 @@ static bool open_log(Run *r, int64_t step, RtError *err) {
     return rt_fail(err, "cannot replace %s: %s", path, strerror(errno));
   }
   r->log = f;
-  char tb[PATH_BYTES];
-  snprintf(tb, sizeof tb, "%s/%s", r->run_dir, r->c.logging_dir);
-  return rt_make_dirs(tb, 0777, err) && (r->tb = tb_open(tb, err)) != NULL;
+  return open_tb(r, err);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -367,8 +378,8 @@ static bool check_finite(const Run *r, int64_t step, const double *out, bool *sk
 
 static Loader *start_loader(Run *r, int64_t start, RtError *err) {
   const TrainConfig *c = &r->c;
-  LoaderOptions o = {r->jit ? "x" : "x0", "y", c->batch_size, (uint64_t)c->seed, start, r->data.workers,
-                     r->cache.data, "target", 2, {r->enc_tokens, r->enc_width}};
+  LoaderOptions o = {r->jit ? "x" : "x0", "y",      c->batch_size, (uint64_t)c->seed, start, r->data.workers,
+                     r->cache.data,        "target", 2,             {r->enc_tokens, r->enc_width}, c->hflip};
   return loader_start(&r->data.src, &o, err);
 }
 
@@ -419,6 +430,76 @@ static bool write_grid(Run *r, int64_t step, RtError *err) {
   return ok;
 }
 
+/* ---- the online evaluation (JiT) ------------------------------------------ */
+
+static int64_t steps_per_epoch(const Run *r) {
+  int64_t n = r->data.src.n / r->c.batch_size;
+  return n > 0 ? n : 1;
+}
+
+static SamplerOptions eval_sampler(const TrainConfig *c) {
+  return (SamplerOptions){SAMPLER_JIT, !strcmp(c->sampling_method, "heun"), c->num_sampling_steps,
+                          c->cfg,      c->interval_min,                     c->interval_max};
+}
+
+/* Every --eval-freq epochs (counted in finished epochs) and after the last step. */
+static bool eval_due(const Run *r, int64_t step) {
+  const TrainConfig *c = &r->c;
+  if (!c->online_eval) return false;
+  int64_t per_epoch = steps_per_epoch(r);
+  return step == c->max_train_steps || (step % per_epoch == 0 && (step / per_epoch) % c->eval_freq == 0);
+}
+
+/* The reference's evaluate(): the first EMA's samples, FID and IS logged
+ * at the step (and in log.jsonl, so a resumed run keeps them). */
+static bool online_eval(Run *r, int64_t step, RtError *err) {
+  const TrainConfig *c = &r->c;
+  char weights[PATH_BYTES];
+  OnlineEvalOptions o = {eval_sampler(c),
+                         c->num_images,
+                         c->gen_bsz,
+                         c->num_classes,
+                         r->data.channels,
+                         r->data.side,
+                         (uint64_t)c->seed,
+                         c->eval_features,
+                         *c->encoder_weights ? c->encoder_weights
+                                             : train_default_encoder_path(c->output_dir, weights, sizeof weights),
+                         *c->eval_reference ? c->eval_reference : "fashion-mnist:test",
+                         c->backend};
+  EvalScores s;
+  double t0 = monotonic_seconds();
+  if (!online_eval_run(&r->model, &o, &s, err)) return false;
+  char fid[128], is[128];
+  online_eval_tag("fid", c->cfg, r->data.side, c->eval_features, fid, sizeof fid);
+  online_eval_tag("is", c->cfg, r->data.side, c->eval_features, is, sizeof is);
+  fprintf(stderr, "train: step %lld: online evaluation of %lld EMA samples against %s (%.1f s): %s %.4f, %s %.4f "
+                  "(domain metrics: %s features)\n",
+          (long long)step, (long long)c->num_images, o.reference, monotonic_seconds() - t0, fid, s.fid, is,
+          s.is_mean, c->eval_features);
+  fprintf(r->log, "{\"step\": %lld, \"%s\": %.9g, \"%s\": %.9g, \"eval_images\": %lld, \"eval_reference\": \"%s\"}\n",
+          (long long)step, fid, s.fid, is, s.is_mean, (long long)c->num_images, o.reference);
+  fflush(r->log);
+  return tb_scalar(r->tb, fid, step, s.fid, err) && tb_scalar(r->tb, is, step, s.is_mean, err);
+}
+
+/* The sampler entries the run needs: the grid's and the evaluation's. */
+static int sampler_keep(const Run *r, const char *keep[2 * SAMPLER_MAX_ENTRIES]) {
+  int n = 0;
+  const char *names[SAMPLER_MAX_ENTRIES];
+  SamplerOptions grid = grid_options(r), eval = eval_sampler(&r->c);
+  for (int pass = 0; pass < 2; pass++) {
+    bool wanted = pass == 0 ? grid_every(r) > 0 : r->c.online_eval || r->c.evaluate_gen;
+    int m = wanted ? sampler_entries(pass == 0 ? &grid : &eval, names) : 0;
+    for (int i = 0; i < m; i++) {
+      bool dup = false;
+      for (int j = 0; j < n; j++) dup = dup || !strcmp(keep[j], names[i]);
+      if (!dup) keep[n++] = names[i];
+    }
+  }
+  return n;
+}
+
 /* The lr of step `step` (from 1), as jit/main_jit.py sets it every
  * iteration: ep = epochs done (fractional, floor(items / batch)
  * iterations an epoch); below --warmup-epochs lr * ep / warmup (exactly 0
@@ -426,8 +507,7 @@ static bool write_grid(Run *r, int64_t step, RtError *err) {
  * at --epochs. With no warm-up and constant, --learning-rate throughout. */
 static double lr_at(const Run *r, int64_t step) {
   const TrainConfig *c = &r->c;
-  int64_t per_epoch = r->data.src.n / c->batch_size;
-  double ep = (double)(step - 1) / (double)(per_epoch > 0 ? per_epoch : 1);
+  double ep = (double)(step - 1) / (double)steps_per_epoch(r);
   if (ep < c->warmup_epochs) return c->learning_rate * ep / c->warmup_epochs;
   if (strcmp(c->lr_schedule, "cosine") || (double)c->epochs <= c->warmup_epochs) return c->learning_rate;
   double frac = (ep - c->warmup_epochs) / ((double)c->epochs - c->warmup_epochs);
@@ -476,6 +556,7 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     progress(step, c->max_train_steps, out, img_s, (double)(c->max_train_steps - step) / rate);
     if (ok && (step % c->checkpointing_steps == 0 || step == c->max_train_steps)) ok = save(r, step, err);
     if (ok && grid_due(r, step)) ok = write_grid(r, step, err);
+    if (ok && eval_due(r, step)) ok = online_eval(r, step, err);
   }
   fputc('\n', stderr);
   tensor_free(coeff);
@@ -493,6 +574,19 @@ static bool check_supported(const TrainConfig *c, RtError *err) {
                    (long long)c->gradient_accumulation_steps);
   if (!strcmp(c->dataset, "fashion-mnist") && c->resolution != 32)
     return rt_fail(err, "--resolution %lld: Fashion-MNIST is 32 (28 padded)", (long long)c->resolution);
+  if (c->hflip && !strcmp(c->dataset, "latents"))
+    return rt_fail(err, "--hflip: latents are not images; the flip is for pixel data (the jit trainer's)");
+  if (c->hflip && c->cache_features)
+    return rt_fail(err, "--hflip with --cache-features: the cache holds the features of the images as stored, and a "
+                        "mirrored image has others; give --hflip false or drop --cache-features");
+  if ((c->online_eval || c->evaluate_gen) && !tc_is_jit(c))
+    return rt_fail(err, "--%s is the jit trainer's, for JiT-* models; a SiT is evaluated with irepa-run sample and "
+                        "irepa-run eval", c->online_eval ? "online-eval" : "evaluate-gen");
+  if (c->evaluate_gen && !c->resume && c->resume_step == 0)
+    return rt_fail(err, "--evaluate-gen evaluates a checkpoint of the run: give --resume (the latest) or --resume-step N");
+  if ((c->online_eval || c->evaluate_gen) && !*c->eval_reference && strcmp(c->dataset, "fashion-mnist"))
+    return rt_fail(err, "--online-eval: no FID reference for --dataset %s; give --eval-reference (an .npz of images or "
+                        "of mu/sigma)", c->dataset);
   if (!strcmp(c->dataset, "latents") && c->resolution % 8)
     return rt_fail(err, "--resolution %lld: latents are resolution / 8 on a side; give a multiple of 8",
                    (long long)c->resolution);
@@ -520,8 +614,7 @@ static bool check_alignment(Run *r, RtError *err) {
  * every 5 (its --save_last_freq), an epoch being floor(items / batch) steps. */
 static void jit_epoch_steps(Run *r, const bool *seen) {
   TrainConfig *c = &r->c;
-  int64_t per_epoch = r->data.src.n / c->batch_size;
-  if (per_epoch < 1) per_epoch = 1;
+  int64_t per_epoch = steps_per_epoch(r);
   if (!seen[TC_OPT_max_train_steps]) c->max_train_steps = c->epochs * per_epoch;
   if (!seen[TC_OPT_checkpointing_steps]) c->checkpointing_steps = 5 * per_epoch;
 }
@@ -565,6 +658,14 @@ int train_command(int argc, char **argv) {
   train_set_threads((int)c->threads);
   ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
   if (ok && r->jit) jit_epoch_steps(r, seen);
+  if (ok && (c->online_eval || c->evaluate_gen) &&
+      (!eval_features_fit(c->eval_features, r->data.side, r->data.side, r->data.channels, &err) ||
+       !eval_reference_ok(c->eval_features, *c->eval_reference ? c->eval_reference : "fashion-mnist:test", &err))) {
+    char msg[sizeof err.msg];
+    snprintf(msg, sizeof msg, "%s", err.msg);
+    ok = rt_fail(&err, "--%s: %s (--eval-features, --eval-reference)", c->online_eval ? "online-eval" : "evaluate-gen",
+                 msg);
+  }
   fprintf(stderr, "train: configuration\n");
   tc_print(c, stderr);
   ok = ok && prepare_run_dir(r, &start, &err);
@@ -575,9 +676,8 @@ int train_command(int argc, char **argv) {
   char *src = !ok ? NULL
               : r->jit ? jit_source(r, r->data.channels, r->data.side)
                        : sit_source(r, r->data.channels, r->data.side);
-  SamplerOptions grid = grid_options(r);
-  const char *keep[SAMPLER_MAX_ENTRIES];
-  int nkeep = grid_every(r) > 0 ? sampler_entries(&grid, keep) : 0;
+  const char *keep[2 * SAMPLER_MAX_ENTRIES];
+  int nkeep = sampler_keep(r, keep);
   /* JiT: the jit trainer's AdamW groups and two EMAs (spec/training.md §5) */
   const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1};
   ok = ok && src &&
@@ -598,8 +698,10 @@ int train_command(int argc, char **argv) {
     ok = trainer_load(&r->model, checkpoint_path(r, start, path, sizeof path), &done, &err);
     if (ok) fprintf(stderr, "train: resumed from %s (step %lld)\n", path, (long long)done);
   }
+  if (ok && c->evaluate_gen && start == 0)
+    ok = rt_fail(&err, "--evaluate-gen: no checkpoint in %s/checkpoints to evaluate", r->run_dir);
   ok = ok && open_log(r, start, &err);
-  ok = ok && train_loop(r, start, &err);
+  ok = ok && (c->evaluate_gen ? online_eval(r, start, &err) : train_loop(r, start, &err));
   if (!ok) fprintf(stderr, "irepa-run train: error: %s\n", err.msg);
   free_run(r);
   free(r);

@@ -9,7 +9,9 @@
 # to 4 log the same losses bit for bit as 4 steps straight, which also
 # writes sample grids with JiT's sampler (so sampling does not move
 # training); a vanilla JiT (no alignment) trains too; `irepa-run sample`
-# samples the checkpoint with JiT's Heun and guidance and refuses the SDE.
+# samples the checkpoint with JiT's Heun and guidance and refuses the SDE;
+# --online_eval logs FID and IS after each epoch and --evaluate_gen repeats
+# the last; the flip is on by default; what cannot work is refused upfront.
 set -euo pipefail
 run=$(realpath "$1")
 init=$(realpath "$2")
@@ -54,11 +56,38 @@ done
   { cat "$tmp/err"; exit 1; }
 grep -q "no alignment (vanilla JiT)" "$tmp/err" || fail "vanilla run not announced"
 grep -qx "noise_scale: 0.5" "$tmp/err" || fail "--noise_scale not taken"
-# without --max_train_steps a JiT trains --epochs of floor(40 / 8) steps
-"$run" train "${base[@]}" --exp_name epochs --epochs 2 --warmup_epochs 0 2>"$tmp/err" ||
-  { cat "$tmp/err"; exit 1; }
+# without --max_train_steps a JiT trains --epochs of floor(40 / 8) steps;
+# --online_eval samples the EMA (here = the weights) after every epoch
+evalargs=(--eval_freq 1 --num_images 20 --gen_bsz 10 --num_sampling_steps 2 --eval_reference fashion-mnist:train)
+"$run" train "${base[@]}" --exp_name epochs --epochs 2 --warmup_epochs 0 --lr 1e-3 --ema_decay1 0 --online_eval \
+  "${evalargs[@]}" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
 grep -qx "max_train_steps: 10" "$tmp/err" || { cat "$tmp/err"; fail "max_train_steps is not 2 epochs"; }
-[ "$(wc -l <"$tmp/epochs/log.jsonl")" -eq 10 ] || fail "the epochs run did not take 10 steps"
+[ "$(grep -c '"loss"' "$tmp/epochs/log.jsonl")" -eq 10 ] || fail "the epochs run did not take 10 steps"
+fids() { grep -o '"step": [0-9]*, "fid_cfg1.0_res32_fmnist-vit": [0-9.e+-]*' "$tmp/epochs/log.jsonl"; }
+[ "$(fids | cut -d, -f1 | tr '\n' ' ')" = '"step": 5 "step": 10 ' ] || { cat "$tmp/epochs/log.jsonl"; fail "no FID after each epoch"; }
+grep -q "is_cfg1.0_res32_fmnist-vit" "$tmp/epochs/log.jsonl" || fail "no Inception Score logged"
+# --evaluate_gen: the latest checkpoint again, the same FID, nothing trained or lost
+"$run" train "${base[@]}" --exp_name epochs --resume --evaluate_gen --ema_decay1 0 "${evalargs[@]}" 2>"$tmp/err" ||
+  { cat "$tmp/err"; fail "--evaluate_gen"; }
+[ "$(grep -c '"loss"' "$tmp/epochs/log.jsonl")" -eq 10 ] || fail "--evaluate_gen changed the training log"
+[ "$(fids | tail -n 1)" = "$(fids | sed -n 2p)" ] || { fids; fail "--evaluate_gen gave another FID"; }
+# the flip (the jit default) changes what a step sees; --hflip false turns it off
+for f in true false; do
+  "$run" train "${base[@]}" --exp_name "flip_$f" --max_train_steps 1 --hflip "$f" 2>/dev/null
+done
+[ "$(losses flip_true)" != "$(losses flip_false)" ] || fail "--hflip made no difference"
+expect_error() { # expect_error MESSAGE ARGS...: train fails with MESSAGE and writes no run
+  local msg=$1
+  shift
+  if "$run" train "$@" 2>"$tmp/err"; then fail "accepted: $*"; fi
+  grep -qF -- "$msg" "$tmp/err" || { cat "$tmp/err"; fail "no message '$msg'"; }
+}
+expect_error "the cache holds the features of the images as stored" "${args[@]}" --exp_name e1 --cache_features
+expect_error "--online-eval is the jit trainer's" --model SiT-T/4 --num-classes 10 --resolution 32 --exp-name e2 \
+  --output-dir "$tmp" --online-eval
+expect_error "--evaluate-gen evaluates a checkpoint of the run" "${base[@]}" --exp_name e3 --evaluate_gen
+expect_error "--online-eval: $tmp/fmnist/t10k" "${base[@]}" --exp_name e4 --online_eval
+for e in e1 e2 e3 e4; do [ ! -e "$tmp/$e" ] || fail "a refused run left $tmp/$e"; done
 "$run" sample --ckpt "$ckpt" --mode ode --heun --num-steps 3 --cfg-scale 2.0 --num-fid-samples 4 \
   --per-proc-batch-size 4 --backend c --sample-dir "$tmp/samples" 2>"$tmp/err" || { cat "$tmp/err"; fail "sample"; }
 ls "$tmp/samples/"*.npz >/dev/null 2>&1 || fail "sample wrote no .npz"

@@ -4,7 +4,8 @@
  * threads and when started at a later batch (resume); `pos` numbers the
  * samples of the run; a table is gathered by item; a failing item's
  * message reaches loader_take; the in-memory form (loader_open) still
- * delivers its tensors. */
+ * delivers its tensors; the flip mirrors the samples loader_flips names,
+ * about half, whatever the number of threads. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -38,7 +39,7 @@ static float table[N * 3];
 /* batches [first, first + count) of a loader with `workers` threads: x,
  * and t when with_table, copied out. */
 static void collect(int workers, int64_t first, int64_t count, bool with_table, float *xs, float *ts) {
-  LoaderOptions o = {"x", "y", BATCH, 7, first, workers, with_table ? table : NULL, "t", 1, {3}};
+  LoaderOptions o = {"x", "y", BATCH, 7, first, workers, with_table ? table : NULL, "t", 1, {3}, false};
   RtError err;
   Loader *l = loader_start(&SRC, &o, &err);
   assert_non_null(l);
@@ -98,7 +99,7 @@ static void reports_a_failed_item(void **state) {
   Ctx bad = {11};
   LoaderSource src = SRC;
   src.ctx = &bad;
-  LoaderOptions o = {"x", "y", N, 1, 0, 3, NULL, NULL, 0, {0}}; /* one batch of every item reaches item 11 */
+  LoaderOptions o = {"x", "y", N, 1, 0, 3, NULL, NULL, 0, {0}, false}; /* one batch of every item reaches item 11 */
   RtError err;
   Loader *l = loader_start(&src, &o, &err);
   assert_non_null(l);
@@ -111,7 +112,7 @@ static void reports_a_failed_item(void **state) {
 static void refuses_bad_options(void **state) {
   (void)state;
   RtError err;
-  LoaderOptions o = {"x", "y", N + 1, 0, 0, 1, NULL, NULL, 0, {0}};
+  LoaderOptions o = {"x", "y", N + 1, 0, 0, 1, NULL, NULL, 0, {0}, false};
   assert_null(loader_start(&SRC, &o, &err));
   assert_string_equal(err.msg, "loader: batch size 24 for a data set of 23 items");
   LoaderSource empty = SRC;
@@ -119,6 +120,38 @@ static void refuses_bad_options(void **state) {
   o.batch = 1;
   assert_null(loader_start(&empty, &o, &err));
   assert_string_equal(err.msg, "loader: an empty data set");
+}
+
+/* Items [item, pos] come back as [pos, item] where mirrored. */
+static void flips_half_the_samples(void **state) {
+  (void)state;
+  enum { BATCHES = EPOCHS * PER_EPOCH };
+  int flipped = 0;
+  float first_run[BATCHES * BATCH * 2];
+  for (int workers = 1; workers <= 3; workers += 2) {
+    LoaderOptions o = {"x", "y", BATCH, 7, 0, workers, NULL, NULL, 0, {0}, true};
+    RtError err;
+    Loader *l = loader_start(&SRC, &o, &err);
+    assert_non_null(l);
+    for (int64_t k = 0; k < BATCHES; k++) {
+      LoaderBatch b;
+      assert_true(loader_take(l, &b, &err));
+      for (int64_t i = 0; i < BATCH; i++) {
+        const float *x = (const float *)b.x->data + i * 2;
+        int64_t pos = k * BATCH + i, item = ((int64_t *)b.y->data)[i];
+        bool flips = loader_flips(7, pos);
+        assert_true(x[flips ? 1 : 0] == (float)item && x[flips ? 0 : 1] == (float)pos);
+        if (workers == 1) flipped += flips, memcpy(first_run + pos * 2, x, sizeof(float) * 2);
+        else assert_memory_equal(first_run + pos * 2, x, sizeof(float) * 2);
+      }
+    }
+    loader_close(l);
+  }
+  assert_in_range(flipped, BATCHES * BATCH / 4, 3 * BATCHES * BATCH / 4);
+  RtError err;
+  LoaderOptions with_table = {"x", "y", BATCH, 7, 0, 1, table, "t", 1, {3}, true};
+  assert_null(loader_start(&SRC, &with_table, &err));
+  assert_string_equal(err.msg, "loader: a table of per-item rows cannot follow a flipped item");
 }
 
 static void in_memory_tensors(void **state) {
@@ -149,6 +182,7 @@ int main(void) {
       cmocka_unit_test(epochs_are_permutations), cmocka_unit_test(threads_and_resume_agree),
       cmocka_unit_test(gathers_the_table),       cmocka_unit_test(reports_a_failed_item),
       cmocka_unit_test(refuses_bad_options),     cmocka_unit_test(in_memory_tensors),
+      cmocka_unit_test(flips_half_the_samples),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
