@@ -39,7 +39,7 @@ typedef struct {
   const char *ckpt, *sample_dir, *model, *mode, *path_type, *backend, *shard, *z_dims;
   int64_t num_classes, encoder_depth, resolution, batch, num_samples, num_steps, seed, threads, grid;
   double cfg_scale, guidance_low, guidance_high;
-  bool heun, no_ema, fused_attn, qk_norm, tf32, legacy;
+  bool heun, no_ema, ema2, fused_attn, qk_norm, tf32, legacy;
   bool given_model, given_num_classes, given_encoder_depth, given_resolution, given_path_type;
 } Args;
 
@@ -72,6 +72,7 @@ static const struct {
     {"z-dims", O_STR, OFF(z_dims), "accepted for the reference; sampling uses no projector"},
     {"legacy", O_BOOL, OFF(legacy), "not supported (irepa's checkpoints use the current names)"},
     {"no-ema", O_BOOL, OFF(no_ema), "sample with the online weights, not the EMA"},
+    {"ema2", O_BOOL, OFF(ema2), "JiT: sample with the second EMA (ema2.*, --ema-decay2), not the first"},
     {"backend", O_STR, OFF(backend), "auto (default), c, cuda or cuda-emu"},
     {"threads", O_INT, OFF(threads), "CPU threads (0: all cores)"},
     {"shard", O_STR, OFF(shard), "K/N: this process's share (whole batches), K in 0..N-1"},
@@ -189,6 +190,7 @@ static bool check_args(const Args *a, SamplerOptions *o, RtError *err) {
   if (a->qk_norm) return rt_fail(err, "--qk-norm: not supported (irepa's SiT has no q/k norm)");
   if (a->legacy) return rt_fail(err, "--legacy: not supported (irepa's checkpoints use the current names)");
   if (!strcmp(a->backend, "interp")) return rt_fail(err, "--backend interp: sampling runs compiled kernels");
+  if (a->no_ema && a->ema2) return rt_fail(err, "--no-ema and --ema2 name different weights; give one");
   *o = (SamplerOptions){!strcmp(a->mode, "ode") ? SAMPLER_ODE : SAMPLER_SDE, a->heun, a->num_steps, a->cfg_scale,
                         a->guidance_low, a->guidance_high};
   int64_t k, n;
@@ -315,6 +317,19 @@ typedef struct {
   char folder[PATH_BYTES], npz[PATH_BYTES + 8], grid[PATH_BYTES + 16];
 } Job;
 
+static const char *weights_prefix(const Args *a) { return a->no_ema ? "" : a->ema2 ? "ema2." : "ema."; }
+static const char *weights_name(const Args *a) { return a->no_ema ? "online" : a->ema2 ? "second EMA" : "EMA"; }
+
+/* Whether the checkpoint holds a tensor whose name starts with prefix. */
+static bool st_has_prefix(const char *path, const char *prefix, RtError *err) {
+  StFile *f = st_open(path, err);
+  const TensorList *all = f ? st_tensors(f) : NULL;
+  bool found = false;
+  for (int i = 0; all && i < all->n && !found; i++) found = !strncmp(all->items[i]->name, prefix, strlen(prefix));
+  st_close(f);
+  return found;
+}
+
 static bool load_model(Job *j, RtError *err) {
   const char *names[SAMPLER_MAX_ENTRIES];
   int n = sampler_entries(&j->o, names);
@@ -323,7 +338,9 @@ static bool load_model(Job *j, RtError *err) {
   bool ok = src ? trainer_compile_inference(&j->model, "sample.irg", src, names, n, j->a.backend, err)
                 : rt_fail(err, "out of memory");
   free(src);
-  return ok && trainer_load_weights(&j->model, j->a.ckpt, !j->a.no_ema, &j->step, err);
+  if (ok && j->a.ema2 && !st_has_prefix(j->a.ckpt, "ema2.", err))
+    return rt_fail(err, "--ema2: %s has no second EMA (ema2.*): only a JiT's training keeps one", j->a.ckpt);
+  return ok && trainer_load_weights(&j->model, j->a.ckpt, weights_prefix(&j->a), &j->step, err);
 }
 
 /* ---- names --------------------------------------------------------------------- */
@@ -501,7 +518,7 @@ static bool run_job(Job *j, RtError *err) {
   if (!rt_make_dirs(j->folder, 0777, err)) return false;
   fprintf(stderr, "sample: %s (step %lld, %s weights), %s%s, %lld steps, cfg %g on [%g, %g]; samples %lld..%lld of %lld "
                   "in batches of %lld into %s\n",
-          j->c.model, (long long)j->step, j->a.no_ema ? "online" : "EMA", j->a.mode, j->a.heun ? " (Heun)" : "",
+          j->c.model, (long long)j->step, weights_name(&j->a), j->a.mode, j->a.heun ? " (Heun)" : "",
           (long long)j->a.num_steps, j->a.cfg_scale, j->a.guidance_low, j->a.guidance_high, (long long)(b0 * n),
           (long long)(b1 * n < j->a.num_samples ? b1 * n : j->a.num_samples) - 1, (long long)j->a.num_samples,
           (long long)n, j->folder);

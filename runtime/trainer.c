@@ -288,16 +288,16 @@ bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err) {
   return ok;
 }
 
-bool trainer_load_weights(Trainer *t, const char *path, bool ema, int64_t *step, RtError *err) {
+bool trainer_load_weights(Trainer *t, const char *path, const char *prefix, int64_t *step, RtError *err) {
   StFile *f = st_open(path, err);
   if (!f) return false;
   TensorList from = {0};
   bool ok = checkpoint_step(f, path, step, err) && (t->params.n > 0 || make_params(t, false, 0, err));
-  /* the weights under the names of the model's table: views of ema.<name> */
+  /* the weights under the names of the model's table: views of <prefix><name> */
   const TensorList *all = st_tensors(f);
   for (int i = 0; ok && i < t->params.n; i++) {
     char name[512];
-    snprintf(name, sizeof name, "%s%s", ema ? "ema." : "", t->params.items[i]->name);
+    snprintf(name, sizeof name, "%s%s", prefix, t->params.items[i]->name);
     const Tensor *x = tensorlist_find(all, name);
     if (!x) ok = rt_fail(err, "%s: no tensor '%s': a checkpoint of another model?", path, name);
     else ok = add(&from, tensor_view(t->params.items[i]->name, x, err), err);

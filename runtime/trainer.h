@@ -66,12 +66,12 @@ bool trainer_save(const Trainer *t, const char *path, int64_t step, const char *
  * is the steps done. */
 bool trainer_load(Trainer *t, const char *path, int64_t *step, RtError *err);
 /* Reads the weights of a checkpoint of trainer_save into t->params, by
- * the model's parameter names: the EMA weights (ema.<name>) with ema, else
- * the online ones. Tensors the model lacks (a projector) are ignored, as
+ * the model's parameter names with prefix in front: "ema." (the EMA),
+ * "ema2." (a JiT's second EMA) or "" (the online weights). Tensors the model lacks (a projector) are ignored, as
  * the reference loads non-strictly; a missing or mis-shaped one is an
  * error. Without trainer_init before, the weights are made here (no init
  * rules run). *step is the checkpoint's step. */
-bool trainer_load_weights(Trainer *t, const char *path, bool ema, int64_t *step, RtError *err);
+bool trainer_load_weights(Trainer *t, const char *path, const char *prefix, int64_t *step, RtError *err);
 void trainer_free(Trainer *t);
 
 /* The seed of step `step` of a run seeded `seed` (SplitMix64 of both). */

@@ -91,6 +91,10 @@ for e in e1 e2 e3 e4; do [ ! -e "$tmp/$e" ] || fail "a refused run left $tmp/$e"
 "$run" sample --ckpt "$ckpt" --mode ode --heun --num-steps 3 --cfg-scale 2.0 --num-fid-samples 4 \
   --per-proc-batch-size 4 --backend c --sample-dir "$tmp/samples" 2>"$tmp/err" || { cat "$tmp/err"; fail "sample"; }
 ls "$tmp/samples/"*.npz >/dev/null 2>&1 || fail "sample wrote no .npz"
+"$run" sample --ckpt "$ckpt" --mode ode --num-steps 2 --num-fid-samples 2 --backend c --ema2 \
+  --sample-dir "$tmp/ema2" 2>"$tmp/err" || { cat "$tmp/err"; fail "sample --ema2"; }
+grep -q "second EMA weights" "$tmp/err" || { cat "$tmp/err"; fail "--ema2 not announced"; }
+if "$run" sample --ckpt "$ckpt" --no-ema --ema2 --sample-dir "$tmp/x" 2>"$tmp/err"; then fail "--no-ema --ema2 accepted"; fi
 if "$run" sample --ckpt "$ckpt" --mode sde --num-steps 3 --num-fid-samples 1 --backend c \
   --sample-dir "$tmp/sde" 2>"$tmp/err"; then
   fail "JiT sampled with the SDE"
