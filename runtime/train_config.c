@@ -77,6 +77,7 @@ static const struct {
     {TC_OPT_num_images, 1, INF, 0},         {TC_OPT_gen_bsz, 1, INF, 0},
     {TC_OPT_num_sampling_steps, 1, INF, 0}, {TC_OPT_cfg, 1, INF, 0},
     {TC_OPT_interval_min, 0, 1, 0},         {TC_OPT_interval_max, 0, 1, 0},
+    {TC_OPT_attn_dropout, 0, 1, HI_OPEN},   {TC_OPT_proj_dropout, 0, 1, HI_OPEN},
 };
 
 /* The jit trainer's names (spec/training.md §4) for options that exist
@@ -732,9 +733,10 @@ void tc_warn(const TrainConfig *c, FILE *out) {
   if (!d) return;
   tc_defaults(d);
   if (!tc_is_jit(c) && (c->blr != d->blr || c->P_mean != d->P_mean || c->P_std != d->P_std || c->t_eps != d->t_eps ||
-                        c->noise_scale != d->noise_scale))
-    fputs("irepa-run: warning: --blr, --P-mean, --P-std, --t-eps and --noise-scale are for JiT models only; "
-          "ignored for this model\n", out);
+                        c->noise_scale != d->noise_scale || c->attn_dropout != d->attn_dropout ||
+                        c->proj_dropout != d->proj_dropout))
+    fputs("irepa-run: warning: --blr, --P-mean, --P-std, --t-eps, --noise-scale, --attn-dropout and --proj-dropout "
+          "are for JiT models only; ignored for this model\n", out);
   if (!strcmp(c->report_to, "wandb"))
     fputs("irepa-run: warning: --report-to wandb is not supported; TensorBoard files are written instead\n", out);
   if (c->cls_token_weight != d->cls_token_weight)

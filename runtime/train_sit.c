@@ -82,11 +82,13 @@ static char *jit_source(const Run *r, int64_t channels, int64_t side) {
                    "                    label_drop_prob = %.17g, P_mean = %.17g, P_std = %.17g, t_eps = %.17g,\n"
                    "                    noise_scale = %.17g, encoder_depth = %lld, z_dims = %s,\n"
                    "                    projector_dim = %lld, projection_layer_type = \"%s\",\n"
-                   "                    proj_kernel_size = %lld, spnorm_method = \"%s\", zscore_alpha = %.17g);\n",
+                   "                    proj_kernel_size = %lld, spnorm_method = \"%s\", zscore_alpha = %.17g,\n"
+                   "                    attn_dropout = %.17g, proj_dropout = %.17g);\n",
                    c->model, (long long)side, (long long)channels, (long long)c->num_classes, c->cfg_prob,
                    c->P_mean, c->P_std, c->t_eps, c->noise_scale, (long long)(r->repa ? c->encoder_depth : 0), z,
                    (long long)c->projector_dim, c->projection_layer_type,
-                   (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha);
+                   (long long)c->proj_kwargs_kernel_size, c->spnorm_method, c->zscore_alpha, c->attn_dropout,
+                   c->proj_dropout);
   return n < 0 ? NULL : s;
 }
 

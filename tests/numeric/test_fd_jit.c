@@ -2,7 +2,8 @@
  * against central finite differences in double, as test_fd_models.c does
  * for SiT's: the 2-D rotary embedding on its own (with identity rows for
  * in-context tokens), RMSNorm, qk-norm inside the attention, the SwiGLU
- * feed-forward, a JiT block, and a 2-block JiT Denoiser with REPA and with
+ * feed-forward (both also with dropout in training, its masks fixed by the
+ * seed), a JiT block, and a 2-block JiT Denoiser with REPA and with
  * iREPA (tapped before and after the class tokens join; the images x are
  * checked on one, the noise on the other, to halve the time). Inputs listed in
  * `wrt` are checked on every element; each trainable parameter on a spread
@@ -63,11 +64,17 @@ static const Case cases[] = {
     {"qk_norm", MODEL("n = RMSNorm(8);", "q: f32[B,2,11,8], c: f32[B,2,11,8]",
                       TABLES "return sum(apply_rope(n(q), cs, sn) * c);"), "q", 8, 0, 2},
     {"attention_qk_norm_rope", MODEL("a = JiTAttention(16, 2);", "x: f32[B,11,16], c: f32[B,11,16]",
-                                     TABLES "return sum(a(x, cs, sn) * c);"), "x", 6, 0, 2},
-    {"swiglu", MODEL("m = SwiGLUFFN(4, 12);", "x: f32[B,3,4], c: f32[B,3,4]", "return sum(m(x) * c);"), "x", 6, 0,
-     2},
+                                     TABLES "return sum(a(x, cs, sn, false) * c);"), "x", 6, 0, 2},
+    /* dropout in training: the masks are the same on every evaluation (keyed by the seed) */
+    {"attention_dropout", MODEL("a = JiTAttention(16, 2, attn_drop = 0.3, proj_drop = 0.25);",
+                                "x: f32[B,11,16], c: f32[B,11,16]", TABLES "return sum(a(x, cs, sn, true) * c);"),
+     "x", 6, 0, 2},
+    {"swiglu", MODEL("m = SwiGLUFFN(4, 12);", "x: f32[B,3,4], c: f32[B,3,4]", "return sum(m(x, false) * c);"), "x",
+     6, 0, 2},
+    {"swiglu_dropout", MODEL("m = SwiGLUFFN(4, 12, drop = 0.5);", "x: f32[B,3,4], c: f32[B,3,4]",
+                             "return sum(m(x, true) * c);"), "x", 6, 0, 2},
     {"jit_block", MODEL("blk = JiTBlock(16, 2);", "x: f32[B,11,16], e: f32[B,16], c: f32[B,11,16]",
-                        TABLES "return sum(blk(x, e, cs, sn) * c);"), "x,e", 4, 0, 2},
+                        TABLES "return sum(blk(x, e, cs, sn, false) * c);"), "x,e", 4, 0, 2},
     {"jit_2block_irepa",
      TINY_DENOISER("encoder_depth = 2, projection_layer_type = \"conv\", proj_kernel_size = 3,"
                    " spnorm_method = \"zscore\""), "x,t,proj_coeff", 3, 3, 2},
