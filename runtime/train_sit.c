@@ -434,6 +434,32 @@ static bool write_grid(Run *r, int64_t step, RtError *err) {
 
 /* ---- the online evaluation (JiT) ------------------------------------------ */
 
+static const char *eval_reference(const TrainConfig *c) {
+  return *c->eval_reference ? c->eval_reference : "fashion-mnist:test";
+}
+
+static const char *eval_weights(const TrainConfig *c, char *buf, size_t size) {
+  return *c->encoder_weights ? c->encoder_weights : train_default_encoder_path(c->output_dir, buf, size);
+}
+
+/* What the evaluation reads must be there before hours of training: the
+ * network must take the images, the reference and its weights must open. */
+static bool check_eval(const Run *r, RtError *err) {
+  const TrainConfig *c = &r->c;
+  char buf[PATH_BYTES];
+  const char *weights = eval_weights(c, buf, sizeof buf);
+  struct stat st;
+  bool ok = eval_features_fit(c->eval_features, r->data.side, r->data.side, r->data.channels, err) &&
+            eval_reference_ok(c->eval_features, eval_reference(c), err) &&
+            (stat(weights, &st) == 0 || rt_fail(err, "the %s weights %s: %s (irepa-run train-encoder writes them)",
+                                                c->eval_features, weights, strerror(errno)));
+  if (ok) return true;
+  char msg[sizeof err->msg];
+  snprintf(msg, sizeof msg, "%s", err->msg);
+  return rt_fail(err, "--%s: %s (--eval-features, --eval-reference, --encoder-weights)",
+                 c->online_eval ? "online-eval" : "evaluate-gen", msg);
+}
+
 static int64_t steps_per_epoch(const Run *r) {
   int64_t n = r->data.src.n / r->c.batch_size;
   return n > 0 ? n : 1;
@@ -465,9 +491,8 @@ static bool online_eval(Run *r, int64_t step, RtError *err) {
                          r->data.side,
                          (uint64_t)c->seed,
                          c->eval_features,
-                         *c->encoder_weights ? c->encoder_weights
-                                             : train_default_encoder_path(c->output_dir, weights, sizeof weights),
-                         *c->eval_reference ? c->eval_reference : "fashion-mnist:test",
+                         eval_weights(c, weights, sizeof weights),
+                         eval_reference(c),
                          c->backend};
   EvalScores s;
   double t0 = monotonic_seconds();
@@ -660,19 +685,13 @@ int train_command(int argc, char **argv) {
   train_set_threads((int)c->threads);
   ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
   if (ok && r->jit) jit_epoch_steps(r, seen);
-  if (ok && (c->online_eval || c->evaluate_gen) &&
-      (!eval_features_fit(c->eval_features, r->data.side, r->data.side, r->data.channels, &err) ||
-       !eval_reference_ok(c->eval_features, *c->eval_reference ? c->eval_reference : "fashion-mnist:test", &err))) {
-    char msg[sizeof err.msg];
-    snprintf(msg, sizeof msg, "%s", err.msg);
-    ok = rt_fail(&err, "--%s: %s (--eval-features, --eval-reference)", c->online_eval ? "online-eval" : "evaluate-gen",
-                 msg);
-  }
+  if (ok && (c->online_eval || c->evaluate_gen)) ok = check_eval(r, &err);
   fprintf(stderr, "train: configuration\n");
   tc_print(c, stderr);
   ok = ok && prepare_run_dir(r, &start, &err);
   char path[PATH_BYTES];
-  ok = ok && tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err);
+  /* --evaluate-gen changes nothing of the run, its configuration included */
+  ok = ok && (c->evaluate_gen || tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err));
   ok = ok && (!r->repa || setup_encoder(r, &err));
   ok = ok && (!r->repa || !c->cache_features || open_cache(r, &err));
   char *src = !ok ? NULL

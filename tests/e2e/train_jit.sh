@@ -87,7 +87,9 @@ expect_error "--online-eval is the jit trainer's" --model SiT-T/4 --num-classes 
   --output-dir "$tmp" --online-eval
 expect_error "--evaluate-gen evaluates a checkpoint of the run" "${base[@]}" --exp_name e3 --evaluate_gen
 expect_error "--online-eval: $tmp/fmnist/t10k" "${base[@]}" --exp_name e4 --online_eval
-for e in e1 e2 e3 e4; do [ ! -e "$tmp/$e" ] || fail "a refused run left $tmp/$e"; done
+expect_error "the fmnist-vit weights $tmp/none.safetensors" "${base[@]}" --exp_name e5 --online_eval \
+  --eval_reference fashion-mnist:train --encoder_weights "$tmp/none.safetensors"
+for e in e1 e2 e3 e4 e5; do [ ! -e "$tmp/$e" ] || fail "a refused run left $tmp/$e"; done
 "$run" sample --ckpt "$ckpt" --mode ode --heun --num-steps 3 --cfg-scale 2.0 --num-fid-samples 4 \
   --per-proc-batch-size 4 --backend c --sample-dir "$tmp/samples" 2>"$tmp/err" || { cat "$tmp/err"; fail "sample"; }
 ls "$tmp/samples/"*.npz >/dev/null 2>&1 || fail "sample wrote no .npz"
