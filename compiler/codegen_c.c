@@ -23,14 +23,18 @@ void cg_c_prelude(StrBuf *out) {
   sb_puts(out, irepa_prelude_c_ops);
 }
 
+static const char *restrict_unless_in_place(const KGen *g, const Node *x) {
+  return kg_in_place(g, x) ? "" : "restrict";
+}
+
 static void open_args(KGen *g) {
   const Kernel *K = g->K;
   for (int i = 0; i < K->ninputs; i++)
-    kg_line(g, "const %s *restrict in%d = (const %s *)args[%d];", kg_storage_type(K->inputs[i]->dtype), i,
-            kg_storage_type(K->inputs[i]->dtype), i);
+    kg_line(g, "const %s *%s in%d = (const %s *)args[%d];", kg_storage_type(K->inputs[i]->dtype),
+            restrict_unless_in_place(g, K->inputs[i]), i, kg_storage_type(K->inputs[i]->dtype), i);
   for (int i = 0; i < K->noutputs; i++)
-    kg_line(g, "%s *restrict out%d = (%s *)args[%d];", kg_storage_type(K->outputs[i]->dtype), i,
-            kg_storage_type(K->outputs[i]->dtype), K->ninputs + i);
+    kg_line(g, "%s *%s out%d = (%s *)args[%d];", kg_storage_type(K->outputs[i]->dtype),
+            restrict_unless_in_place(g, K->outputs[i]), i, kg_storage_type(K->outputs[i]->dtype), K->ninputs + i);
   kg_line(g, "(void)B; (void)seed; (void)status;");
 }
 
@@ -75,8 +79,7 @@ static void pointwise(KGen *g) {
   int loops = open_loops(g, &root->shape, "i", names, NULL, true);
   g->indent += !loops;
   KIndex at = kg_axes(&root->shape, names);
-  const char *v = kg_value(g, root, at);
-  kg_store(g, root, kg_flat(g, &root->shape, at), v);
+  kg_pointwise_body(g, at, kg_flat(g, &root->shape, at));
   g->indent -= !loops;
   close_loops(g, loops);
 }
@@ -269,7 +272,7 @@ static bool kernel(KGen *g, const char *prefix) {
 bool cg_c_kernels(Arena *a, DiagList *d, const Schedule *s, const char *prefix, StrBuf *out) {
   bool ok = true;
   for (int k = 0; k < s->n; k++) {
-    KGen g = {a, out, s->kernels[k], 1, 0, d, false};
+    KGen g = {a, out, s->kernels[k], 1, 0, d, false, s->g, 0, {0}, {0}, {0}};
     ok &= kernel(&g, prefix);
   }
   return ok;

@@ -92,12 +92,12 @@ static const char *param_list(KGen *g, bool typed) {
   sb_init(&sb);
   for (int i = 0; i < K->ninputs; i++) {
     const char *t = kg_storage_type(K->inputs[i]->dtype);
-    if (typed) sb_printf(&sb, "const %s *__restrict__ in%d, ", t, i);
+    if (typed) sb_printf(&sb, "const %s *%s in%d, ", t, kg_in_place(g, K->inputs[i]) ? "" : "__restrict__", i);
     else sb_printf(&sb, "(const %s *)args[%d], ", t, i);
   }
   for (int i = 0; i < K->noutputs; i++) {
     const char *t = kg_storage_type(K->outputs[i]->dtype);
-    if (typed) sb_printf(&sb, "%s *__restrict__ out%d, ", t, i);
+    if (typed) sb_printf(&sb, "%s *%s out%d, ", t, kg_in_place(g, K->outputs[i]) ? "" : "__restrict__", i);
     else sb_printf(&sb, "(%s *)args[%d], ", t, K->ninputs + i);
   }
   sb_puts(&sb, typed ? "long long B, unsigned long long seed, int *status" : "B, seed, status");
@@ -120,7 +120,7 @@ static void close_block(KGen *g) {
 static void pointwise(KGen *g) {
   const Node *root = root_of(g->K);
   grid_loop(g, "i", kg_numel_expr(g->a, &root->shape));
-  kg_store(g, root, "i", kg_value(g, root, kg_at("i")));
+  kg_pointwise_body(g, kg_at("i"), "i");
   close_block(g);
 }
 
@@ -358,7 +358,7 @@ static bool kernel(KGen *g, const char *prefix) {
 bool cg_cuda_kernels(Arena *a, DiagList *d, const Schedule *s, const char *prefix, StrBuf *out) {
   bool ok = true;
   for (int k = 0; k < s->n; k++) {
-    KGen g = {a, out, s->kernels[k], 1, 0, d, false};
+    KGen g = {a, out, s->kernels[k], 1, 0, d, false, s->g, 0, {0}, {0}, {0}};
     ok &= kernel(&g, prefix);
   }
   return ok;

@@ -6,7 +6,9 @@
  * kernel, and a value is written to memory only where it is read by
  * another kernel or returned. Matmuls, convolutions, gathers and attention
  * stay kernels of their own, except that a matmul takes in a transpose of
- * an operand or of its result, which the GEMM does by flags. */
+ * an operand or of its result, which the GEMM does by flags. A last pass
+ * merges pointwise kernels over one shape that read each other's results
+ * or the same tensors (merge_pointwise), into kernels with several outputs. */
 #include "fuse.h"
 
 #include <stdlib.h>
@@ -330,6 +332,95 @@ static bool link(Fuser *F, Schedule *s) {
   return true;
 }
 
+/* ---- merging pointwise kernels over one shape -------------------------
+ * After grouping, a pointwise kernel B that reads what an earlier pointwise
+ * kernel A over the same shape writes, or reads one of A's inputs, takes
+ * A in: the element loop then computes A's outputs and B's in one pass,
+ * and B uses A's values from registers. AdamW's kernels of a parameter
+ * (first moment, second moment, update, EMA) become one that reads the
+ * gradient once. The merged kernel stands where B stood, so A's writes
+ * move later: no kernel in between may read them. Neither may read a
+ * buffer the other replaces in place, since the loop would read element i
+ * after writing it. */
+enum { MERGE_WINDOW = 8, MERGE_MAX_ARGS = 400 };
+
+/* The leaf an output node replaces in place (a parameter or state), or NULL. */
+static const Node *replaced_by(const Graph *g, const Node *x) {
+  for (int i = 0; g->updates && i < g->noutputs; i++)
+    if (g->outputs[i] == x) return g->updates[i];
+  return NULL;
+}
+
+static bool reads_replaced(const Graph *g, const Kernel *writer, const Kernel *reader) {
+  for (int i = 0; i < writer->noutputs; i++) {
+    const Node *leaf = replaced_by(g, writer->outputs[i]);
+    if (leaf && contains(reader->inputs, reader->ninputs, leaf)) return true;
+  }
+  return false;
+}
+
+/* B reads what A writes, or both read one tensor of their own shape (a
+ * shared scalar, such as the learning rate, is no reason to merge). */
+static bool related(const Kernel *A, const Kernel *B) {
+  const Shape *shape = &B->nodes[B->nnodes - 1]->shape;
+  for (int i = 0; i < A->noutputs; i++)
+    if (contains(B->inputs, B->ninputs, A->outputs[i])) return true;
+  for (int i = 0; i < A->ninputs; i++)
+    if (shape_eq(&A->inputs[i]->shape, shape) && contains(B->inputs, B->ninputs, A->inputs[i])) return true;
+  return false;
+}
+
+static bool mergeable(const Graph *g, const Schedule *s, int a, int b) {
+  const Kernel *A = s->kernels[a], *B = s->kernels[b];
+  if (A->kind != K_POINTWISE || B->kind != K_POINTWISE) return false;
+  if (!shape_eq(&A->nodes[A->nnodes - 1]->shape, &B->nodes[B->nnodes - 1]->shape)) return false;
+  if (A->ninputs + B->ninputs + A->noutputs + B->noutputs > MERGE_MAX_ARGS || !related(A, B)) return false;
+  if (reads_replaced(g, A, B) || reads_replaced(g, B, A)) return false;
+  for (int j = a + 1; j < b; j++)
+    for (int i = 0; i < A->noutputs; i++)
+      if (contains(s->kernels[j]->inputs, s->kernels[j]->ninputs, A->outputs[i])) return false;
+  return true;
+}
+
+/* B takes A's nodes in front of its own (A reads nothing of B's) and, until
+ * the final link, the union of their inputs and outputs; A leaves the list. */
+static bool absorb(Fuser *F, Schedule *s, int a, int b) {
+  Kernel *A = s->kernels[a], *B = s->kernels[b];
+  Node **nodes = NULL;
+  int n = 0;
+  for (int i = 0; i < A->nnodes; i++)
+    if (!push(F->a, &nodes, &n, A->nodes[i])) return false;
+  for (int i = 0; i < B->nnodes; i++)
+    if (!contains(nodes, n, B->nodes[i]) && !push(F->a, &nodes, &n, B->nodes[i])) return false;
+  B->nodes = nodes, B->nnodes = n;
+  for (int i = 0; i < A->ninputs; i++)
+    if (!contains(B->inputs, B->ninputs, A->inputs[i]) && !push(F->a, &B->inputs, &B->ninputs, A->inputs[i]))
+      return false;
+  for (int i = 0; i < A->noutputs; i++)
+    if (!push(F->a, &B->outputs, &B->noutputs, A->outputs[i])) return false;
+  memmove(&s->kernels[a], &s->kernels[a + 1], sizeof(Kernel *) * (size_t)(s->n - a - 1));
+  s->n--;
+  return true;
+}
+
+/* Merges, then renumbers the kernels and links them afresh. */
+static bool merge_pointwise(Fuser *F, Schedule *s) {
+  for (int b = 0; b < s->n; b++)
+    for (int a = b - 1; a >= 0 && a >= b - MERGE_WINDOW; a--)
+      if (mergeable(F->g, s, a, b)) {
+        if (!absorb(F, s, a, b)) return false;
+        b--;
+      }
+  for (int k = 0; k < s->n; k++) {
+    Kernel *K = s->kernels[k];
+    K->id = k;
+    K->ninputs = K->noutputs = 0;
+    for (int i = 0; i < K->nnodes; i++)
+      if (s->kernel_of[K->nodes[i]->id] >= 0) s->kernel_of[K->nodes[i]->id] = k;
+  }
+  return link(F, s);
+}
+
 bool fuse_graph(Arena *a, DiagList *d, const Graph *g, Schedule *out) {
   memset(out, 0, sizeof *out);
   out->g = g;
@@ -348,7 +439,7 @@ bool fuse_graph(Arena *a, DiagList *d, const Graph *g, Schedule *out) {
     return false;
   }
   group(&F);
-  if (!build(&F, out) || !link(&F, out)) {
+  if (!build(&F, out) || !link(&F, out) || !merge_pointwise(&F, out)) {
     diag_error(d, g->loc, "out of memory while fusing entry %s", g->name);
     return false;
   }

@@ -396,7 +396,24 @@ static const char *random_value(KGen *g, const Node *n, KIndex i) {
   return define(g, n, arena_printf(g->a, "(double)(%s < %.17g)", u, n->attr.value));
 }
 
+static bool same_str(const char *x, const char *y) { return x == y || (x && y && !strcmp(x, y)); }
+
+static bool same_index(const KIndex *x, const KIndex *y) {
+  if (x->flat != y->flat || !same_str(x->pos, y->pos) || x->of != y->of) return false;
+  for (int k = 0; k < IR_MAX_RANK; k++)
+    if (!same_str(x->ax[k], y->ax[k])) return false;
+  return true;
+}
+
+static const char *bound_value(const KGen *g, const Node *n, const KIndex *i) {
+  for (int k = 0; k < g->nbound; k++)
+    if (g->bound[k] == n) return same_index(&g->bound_at, i) ? g->bound_v[k] : NULL;
+  return NULL;
+}
+
 const char *kg_value(KGen *g, const Node *n, KIndex i) {
+  const char *b = bound_value(g, n, &i);
+  if (b) return b;
   if (n->op == OP_CONST && !in_kernel(g, n)) return literal(g, n->attr.value, n->dtype);
   if (!in_kernel(g, n)) return load(g, n, i);
   int f = op_flags[n->op];
@@ -422,6 +439,42 @@ void kg_store(KGen *g, const Node *x, const char *pos, const char *v) {
   case DT_U8: kg_line(g, "%s[%s] = (unsigned char)(long long)%s;", arg, pos, v); break;
   default: kg_line(g, "%s[%s] = (%s)%s;", arg, pos, kg_storage_type(x->dtype), v);
   }
+}
+
+static bool is_output(const Kernel *K, const Node *x) {
+  for (int i = 0; i < K->noutputs; i++)
+    if (K->outputs[i] == x) return true;
+  return false;
+}
+
+static const Node *replaced_leaf(const Graph *g, const Node *x) {
+  for (int i = 0; g && g->updates && i < g->noutputs; i++)
+    if (g->outputs[i] == x) return g->updates[i];
+  return NULL;
+}
+
+bool kg_in_place(const KGen *g, const Node *x) {
+  const Kernel *K = g->K;
+  const Node *leaf = replaced_leaf(g->graph, x);
+  for (int i = 0; i < K->ninputs; i++)
+    if (K->inputs[i] == leaf) return true;
+  for (int i = 0; i < K->noutputs; i++)
+    if (replaced_leaf(g->graph, K->outputs[i]) == x) return true;
+  return false;
+}
+
+void kg_pointwise_body(KGen *g, KIndex at, const char *pos) {
+  const Kernel *K = g->K;
+  g->nbound = 0;
+  g->bound_at = at;
+  for (int i = 0; i < K->nnodes; i++) {
+    const Node *x = K->nodes[i];
+    if (!is_output(K, x)) continue;
+    const char *v = kg_value(g, x, at);
+    kg_store(g, x, pos, v);
+    if (g->nbound < KG_MAX_BOUND) g->bound[g->nbound] = x, g->bound_v[g->nbound++] = v;
+  }
+  g->nbound = 0;
 }
 
 bool kg_check_float(KGen *g, const Node *n, const char *backend) {

@@ -19,6 +19,8 @@ typedef struct {
   const Shape *of;
 } KIndex;
 
+enum { KG_MAX_BOUND = 64 };
+
 typedef struct {
   Arena *a;
   StrBuf *sb;
@@ -27,6 +29,13 @@ typedef struct {
   int ntmp;
   DiagList *d;
   bool failed;  /* an op the backend cannot emit; a diagnostic says which */
+  const Graph *graph;
+  /* Outputs already computed in this element's body (kg_pointwise_body),
+   * reused where read at the same index bound_at. */
+  int nbound;
+  const Node *bound[KG_MAX_BOUND];
+  const char *bound_v[KG_MAX_BOUND];
+  KIndex bound_at;
 } KGen;
 
 /* The C type values of dtype t are computed in: float for f32, f16 and
@@ -58,8 +67,16 @@ KIndex kg_split(KGen *g, const Shape *s, KIndex i);
 /* Emits the statements computing node n at index i; returns the variable
  * that holds it (in n's compute type). */
 const char *kg_value(KGen *g, const Node *n, KIndex i);
+/* Whether argument x of the kernel shares its buffer with another of its
+ * arguments: an input leaf that one of its outputs replaces in place, or
+ * that output. Such pointers must not be declared restrict. */
+bool kg_in_place(const KGen *g, const Node *x);
 /* `out[pos] = v;` with the conversion to x's storage type. */
 void kg_store(KGen *g, const Node *x, const char *pos, const char *v);
+/* A pointwise kernel's body for the element at (flat position pos): every
+ * output in node order, computed and stored; a later output reading an
+ * earlier one (a merged kernel, fuse.c) takes its value, not its memory. */
+void kg_pointwise_body(KGen *g, KIndex at, const char *pos);
 /* The compute ops (conv, gather, attention) take f32 operands (indices
  * aside); false with a diagnostic naming the backend otherwise. */
 bool kg_check_float(KGen *g, const Node *n, const char *backend);
