@@ -133,3 +133,22 @@ double nt_fd_error(const Compiled *c, TensorList *params, TensorList *inputs, Te
   tensorlist_free(&out);
   return max_fd > 0 ? max_err / max_fd : max_err;
 }
+
+NtGrads nt_compare_grads(const TensorList *out, const TensorList *golden, double bound, const char *label) {
+  NtGrads r = {0, 0, 0.0, "-", NULL};
+  for (int i = 0; i < golden->n; i++) {
+    const char *name = golden->items[i]->name;
+    if (strncmp(name, "grad.", 5)) continue;
+    r.expected++;
+    const Tensor *got = tensorlist_find(out, name);
+    if (!got) {
+      if (!r.missing) r.missing = name;
+      continue;
+    }
+    double e = tensor_rel_error(golden->items[i], got);
+    if (e > bound) printf("%s: %s rel err %.3e\n", label, name, e);
+    r.compared++;
+    if (e >= r.worst) r.worst = e, r.worst_name = name;
+  }
+  return r;
+}

@@ -42,4 +42,15 @@ double nt_loss(const Compiled *c, const TensorList *params, const TensorList *in
 double nt_fd_error(const Compiled *c, TensorList *params, TensorList *inputs, Tensor *t,
                    const char *grad_name, int max_elems, double h);
 
+/* Every grad.* tensor of `golden` against the output of the same name in
+ * `out`: how many the golden has and how many were found, the worst
+ * relative error and its name, the first one missing (NULL if none).
+ * Gradients over `bound` are printed, prefixed with `label`. */
+typedef struct {
+  int expected, compared;
+  double worst;
+  const char *worst_name, *missing;
+} NtGrads;
+NtGrads nt_compare_grads(const TensorList *out, const TensorList *golden, double bound, const char *label);
+
 #endif

@@ -90,25 +90,13 @@ static void check_outputs(const Case *k, const char *where, const TensorList *ou
     assert_true(e <= term_bound);
   }
   if (!k->grad) return;
-  int grads = 0, golden_grads = 0;
-  double worst = 0;
-  const char *worst_name = "-";
-  for (int i = 0; i < golden->n; i++) {
-    const char *name = golden->items[i]->name;
-    if (strncmp(name, "grad.", 5)) continue;
-    golden_grads++;
-    const Tensor *got = tensorlist_find(out, name);
-    if (!got) fail_msg("[%s] no output %s", where, name);
-    double e = tensor_rel_error(golden->items[i], got);
-    if (e > grad_bound) printf("jit [%s] %s rel err %.3e\n", where, name, e);
-    assert_true(e <= grad_bound);
-    grads++;
-    if (e >= worst) worst = e, worst_name = name;
-  }
-  assert_true(golden_grads > 0);
-  assert_int_equal(grads, golden_grads);
+  NtGrads r = nt_compare_grads(out, golden, grad_bound, where);
+  if (r.missing) fail_msg("[%s] no output %s", where, r.missing);
+  assert_true(r.expected > 0);
+  assert_int_equal(r.compared, r.expected);
+  assert_true(r.worst <= grad_bound);
   printf("jit %-32s %-8s [%s] %d gradients, worst rel err %.3e (%s)\n", k->golden->golden + 7, k->entry, where,
-         grads, worst, worst_name);
+         r.compared, r.worst, r.worst_name);
 }
 
 static void run_interp(const Case *k, StFile *f) {

@@ -62,27 +62,12 @@ static void run_parity(void **state) {
     printf("parity %-28s %-8s rel err %.3e\n", p->golden + 7, terms[i][1] + 4, e);
     assert_true(e <= 1e-10);
   }
-  double worst = 0;
-  const char *worst_name = "-";
-  int grads = 0;
-  for (int i = 0; i < out.n; i++) {
-    const char *name = out.items[i]->name;
-    if (strncmp(name, "grad.", 5)) continue;
-    const Tensor *want = tensorlist_find(golden, name);
-    if (!want) fail_msg("the golden has no %s", name);
-    double e = rel_error(out.items[i], want);
-    if (e > 1e-8) printf("parity %s: %s rel err %.3e\n", p->golden, name, e);
-    assert_true(e <= 1e-8);
-    grads++;
-    if (e >= worst) {
-      worst = e;
-      worst_name = name;
-    }
-  }
-  int golden_grads = 0;
-  for (int i = 0; i < golden->n; i++) golden_grads += !strncmp(golden->items[i]->name, "grad.", 5);
-  assert_int_equal(grads, golden_grads);
-  printf("parity %-28s %d gradients, worst rel err %.3e (%s)\n", p->golden + 7, grads, worst, worst_name);
+  NtGrads r = nt_compare_grads(&out, golden, 1e-8, p->golden);
+  if (r.missing) fail_msg("no output %s", r.missing);
+  assert_true(r.expected > 0);
+  assert_int_equal(r.compared, r.expected);
+  assert_true(r.worst <= 1e-8);
+  printf("parity %-28s %d gradients, worst rel err %.3e (%s)\n", p->golden + 7, r.compared, r.worst, r.worst_name);
   tensorlist_free(&out);
   nt_free(&c);
   st_close(f);
