@@ -127,9 +127,21 @@ static bool gemm_operand(const Fuser *F, int i) {
          F->user[u->id]->op == OP_MATMUL;
 }
 
+/* A transpose of a matmul read by nothing else: the GEMM writes it
+ * (transposed_output), so it costs nothing to keep, while recomputing it
+ * would read the matmul's result across its rows in every reader (the
+ * weight gradients of linear layers, read by the norm and AdamW). */
+static bool gemm_writes_transposed(const Fuser *F, int i) {
+  const Node *n = F->g->nodes[i];
+  if (!fuse_is_transpose(n)) return false;
+  const Node *mm = n->src[0];
+  return mm->op == OP_MATMUL && F->uses[mm->id] == 1 && !F->is_output[mm->id];
+}
+
 /* The kernel a node joins, or -1 to start its own. */
 static int host_kernel(Fuser *F, int i) {
   if (F->kind[i] != K_POINTWISE || F->uses[i] != 1 || F->is_output[i]) return -1;
+  if (gemm_writes_transposed(F, i)) return -1; /* its own kernel, which the GEMM joins (transposed_output) */
   int k = F->kernel_of[F->user[i]->id];
   if (k < 0) return -1;
   if (F->kernel_kind[k] == K_MATMUL) return gemm_operand(F, i) ? k : -1;
@@ -143,17 +155,6 @@ static bool set_add(Arena *a, KernelSet *s, int k) {
   if (!s->k && !(s->k = arena_alloc(a, sizeof(int) * MAX_RECOMPUTE_KERNELS))) return false;
   s->k[s->n++] = k;
   return true;
-}
-
-/* A transpose of a matmul read by nothing else: the GEMM writes it
- * (transposed_output), so it costs nothing to keep, while recomputing it
- * would read the matmul's result across its rows in every reader (the
- * weight gradients of linear layers, read by the norm and AdamW). */
-static bool gemm_writes_transposed(const Fuser *F, int i) {
-  const Node *n = F->g->nodes[i];
-  if (!fuse_is_transpose(n)) return false;
-  const Node *mm = n->src[0];
-  return mm->op == OP_MATMUL && F->uses[mm->id] == 1 && !F->is_output[mm->id];
 }
 
 /* A pointwise value that only pointwise and reduction kernels read is

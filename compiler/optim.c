@@ -13,6 +13,7 @@ const char *const optim_scalar_inputs[OPTIM_NSCALARS] = {
 };
 enum { S_LR, S_STEP, S_BETA1, S_BETA2, S_EPS, S_WD, S_MAX_NORM, S_EMA };
 const char optim_ema2_decay_input[] = "ema_decay2";
+const char optim_grad_scale_input[] = "grad_scale";
 
 typedef struct {
   IrBuilder b;
@@ -158,67 +159,145 @@ static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
 }
 
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry) {
-  const OptimOptions ldm = {true, 1};
+  const OptimOptions ldm = {true, 1, false};
   return optim_add_train_step_opt(a, d, ir, loss_entry, &ldm);
 }
 
-bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o) {
+static bool check_options(DiagList *d, const IrProgram *ir, const char *loss_entry, const OptimOptions *o) {
   if (o->nema < 1 || o->nema > 2) {
     diag_error(d, NO_LOC, "train step: %d EMAs; 1 or 2 are supported", o->nema);
     return false;
   }
-  Graph *src = find_entry(ir, loss_entry);
-  if (!src) {
+  if (!find_entry(ir, loss_entry)) {
     diag_error(d, NO_LOC, "train step: no entry '%s'", loss_entry);
     return false;
   }
-  if (find_entry(ir, "train_step")) {
-    diag_error(d, NO_LOC, "train step: the program already has an entry 'train_step'");
-    return false;
-  }
-  if (!check_params(d, ir, src->loc)) return false;
-  Graph *g = ir_clone_graph(a, src, "train_step");
+  static const char *const made[] = {"train_step", "grad_step", "apply_step"};
+  for (int i = 0; i < 3; i++)
+    if (find_entry(ir, made[i])) {
+      diag_error(d, NO_LOC, "train step: the program already has an entry '%s'", made[i]);
+      return false;
+    }
+  return check_params(d, ir, find_entry(ir, loss_entry)->loc);
+}
+
+/* Entry `name`: the loss entry and its gradients. param[i] is parameter
+ * i's node (NULL where the loss does not read it), grads[i] its gradient
+ * (NULL where it has none); the graph's outputs are the loss entry's. */
+static Graph *with_gradients(Arena *a, DiagList *d, const IrProgram *ir, const char *loss_entry, const char *name,
+                             Node **param, Node **grads) {
   const ParamTable *pt = &ir->params;
-  Node **param = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
-  Node **grads = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
-  if (!g || !param || !grads) return false;
+  Graph *g = ir_clone_graph(a, find_entry(ir, loss_entry), name);
+  if (!g) return NULL;
   for (int i = 0; i < g->n; i++)
     if (g->nodes[i]->op == OP_PARAM) param[g->nodes[i]->attr.index] = g->nodes[i];
   int nout = g->noutputs;
-  if (!ad_build_grad(a, d, g, pt, NULL)) return false;
+  if (!ad_build_grad(a, d, g, pt, NULL)) return NULL;
   /* the gradients leave the outputs: the update consumes them */
   for (int i = nout, p = 0; i < g->noutputs; i++, p++) {
     while (!pt->items[p].trainable) p++;
     grads[p] = param[p] ? g->outputs[i] : NULL;
   }
   g->noutputs = nout;
+  return g;
+}
 
-  Step s;
-  memset(&s, 0, sizeof s);
-  s.b = (IrBuilder){a, d, g, 0};
-  s.loc = g->loc;
-  s.opt = *o;
+static void init_step(Step *s, Arena *a, DiagList *d, Graph *g, const OptimOptions *o) {
+  memset(s, 0, sizeof *s);
+  s->b = (IrBuilder){a, d, g, 0};
+  s->loc = g->loc;
+  s->opt = *o;
   for (int i = 0; i < g->n; i++)
-    if (op_flags[g->nodes[i]->op] & OPF_RANDOM && g->nodes[i]->attr.stream >= s.b.next_stream)
-      s.b.next_stream = g->nodes[i]->attr.stream + 1;
+    if (op_flags[g->nodes[i]->op] & OPF_RANDOM && g->nodes[i]->attr.stream >= s->b.next_stream)
+      s->b.next_stream = g->nodes[i]->attr.stream + 1;
+}
+
+/* The update from the gradients: the norm (an output, grad_norm), the
+ * clip, AdamW of each parameter with a gradient and the EMAs of all. The
+ * step is skipped where the norm, or the loss when there is one, is not
+ * finite. param[i] may be NULL (a parameter the graph does not read yet). */
+static bool update(Step *s, const ParamTable *pt, Node **param, Node **grads, Node *loss) {
+  Graph *g = s->b.g;
   Shape scalar = {0};
   for (int i = 0; i < OPTIM_NSCALARS; i++)
-    if (!(s.scalar[i] = add_input(&s, optim_scalar_inputs[i], DT_F64, &scalar))) return false;
-  Node *norm = grad_norm(&s, grads, pt->n);
-  Node *loss = g->outputs[0];
-  if (loss->dtype != DT_F32) loss = f32(&s, loss);
-  s.ok = is_finite(&s, bin(&s, OP_ADD, norm, loss));
-  if (!norm || !s.ok || !s.clip || !scalars(&s) || !ir_add_output(a, g, norm, "grad_norm")) return false;
+    if (!(s->scalar[i] = add_input(s, optim_scalar_inputs[i], DT_F64, &scalar))) return false;
+  Node *norm = grad_norm(s, grads, pt->n);
+  if (loss && loss->dtype != DT_F32) loss = f32(s, loss);
+  s->ok = is_finite(s, loss ? bin(s, OP_ADD, norm, loss) : norm);
+  if (!norm || !s->ok || !s->clip || !scalars(s) || !ir_add_output(s->b.arena, g, norm, "grad_norm")) return false;
   for (int i = 0; i < pt->n; i++) {
     Node *p = param[i];
-    if (grads[i] && !(p = adamw(&s, param[i], grads[i]))) return false;
-    if (!p && !(p = ir_param(&s.b, i, &pt->items[i], g->loc))) return false;
-    if (!ema(&s, p, pt->items[i].name)) return false;
+    if (grads[i] && !(p = adamw(s, param[i], grads[i]))) return false;
+    if (!p && !(p = ir_param(&s->b, i, &pt->items[i], g->loc))) return false;
+    if (!ema(s, p, pt->items[i].name)) return false;
   }
+  return true;
+}
+
+static bool add_entry(Arena *a, DiagList *d, IrProgram *ir, Graph *g) {
   if (!ir_prune(a, g) || !ir_verify(d, g)) return false;
   Graph **entries = arena_grow(a, ir->entries, (size_t)ir->nentries, (size_t)ir->nentries + 1, sizeof *entries);
   if (!entries) return false;
   entries[ir->nentries++] = g;
   ir->entries = entries;
   return true;
+}
+
+/* grad_step: the loss entry, and grad_acc.<name> += its gradient for each
+ * parameter with one. apply_step: the update from grad_acc * grad_scale
+ * (1 / the micro-batches), which then sets grad_acc back to 0. */
+static bool add_accumulation(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o,
+                             Node **param, Node **grads) {
+  const ParamTable *pt = &ir->params;
+  Graph *g = with_gradients(a, d, ir, loss_entry, "grad_step", param, grads);
+  if (!g) return false;
+  Step s;
+  init_step(&s, a, d, g, o);
+  bool *had = arena_alloc(a, (size_t)pt->n + 1);
+  if (!had) return false;
+  for (int i = 0; i < pt->n; i++) {
+    if (!(had[i] = grads[i] != NULL)) continue;
+    Node *acc = add_input(&s, state_name(&s, "grad_acc", pt->items[i].name), DT_F32, &grads[i]->shape);
+    Node *acc1 = acc ? bin(&s, OP_ADD, acc, grads[i]) : NULL;
+    if (!acc1 || !ir_add_update(a, d, g, acc1, acc)) return false;
+  }
+  if (!add_entry(a, d, ir, g)) return false;
+
+  Graph *apply = ir_new_graph(a, "apply_step", g->loc);
+  if (!apply) return false;
+  init_step(&s, a, d, apply, o);
+  Shape scalar = {0};
+  Node *scale = add_input(&s, optim_grad_scale_input, DT_F64, &scalar);
+  Node **acc = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
+  if (!scale || !acc) return false;
+  for (int i = 0; i < pt->n; i++) {
+    grads[i] = acc[i] = NULL;
+    if (!(param[i] = ir_param(&s.b, i, &pt->items[i], s.loc))) return false;
+    if (!had[i]) continue;
+    acc[i] = add_input(&s, state_name(&s, "grad_acc", pt->items[i].name), DT_F32, &param[i]->shape);
+    if (!acc[i] || !(grads[i] = bin(&s, OP_MUL, acc[i], f32(&s, scale)))) return false;
+  }
+  if (!update(&s, pt, param, grads, NULL)) return false;
+  /* the sums go back to 0 after everything that reads them: made last, so
+   * their kernels come last (a kernel's place follows its last node's) */
+  Node *zero = c32(&s, 0), *always = ir_const(&s.b, 1, DT_BOOL, s.loc);
+  for (int i = 0; i < pt->n; i++) {
+    Node *reset = acc[i] ? where(&s, always, zero, acc[i]) : NULL;
+    if (acc[i] && (!reset || !ir_add_update(a, d, apply, reset, acc[i]))) return false;
+  }
+  return add_entry(a, d, ir, apply);
+}
+
+bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o) {
+  if (!check_options(d, ir, loss_entry, o)) return false;
+  const ParamTable *pt = &ir->params;
+  Node **param = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
+  Node **grads = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
+  if (!param || !grads) return false;
+  if (o->accumulate) return add_accumulation(a, d, ir, loss_entry, o, param, grads);
+  Graph *g = with_gradients(a, d, ir, loss_entry, "train_step", param, grads);
+  if (!g) return false;
+  Step s;
+  init_step(&s, a, d, g, o);
+  return update(&s, pt, param, grads, g->outputs[0]) && add_entry(a, d, ir, g);
 }

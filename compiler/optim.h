@@ -22,9 +22,14 @@ extern const char optim_ema2_decay_input[];
  * (spec/training.md §5) exempts 1-D parameters and those named *.bias
  * from weight decay, and keeps two EMAs. */
 typedef struct {
-  bool decay_1d; /* weight decay on 1-D parameters and biases too */
-  int nema;      /* 1: ema.<name>; 2: also ema2.<name>, decayed by optim_ema2_decay_input */
+  bool decay_1d;   /* weight decay on 1-D parameters and biases too */
+  int nema;        /* 1: ema.<name>; 2: also ema2.<name>, decayed by optim_ema2_decay_input */
+  bool accumulate; /* gradient accumulation: grad_step and apply_step instead of train_step */
 } OptimOptions;
+
+/* With OptimOptions.accumulate, apply_step's scalar input (f64[]) that
+ * the summed gradients are multiplied by: 1 / the micro-batches. */
+extern const char optim_grad_scale_input[];
 
 /* Appends entry "train_step" to ir, built from entry `loss_entry`:
  *   inputs   the loss entry's, the scalars above, and per parameter
@@ -36,7 +41,16 @@ typedef struct {
  * A step whose loss or gradient norm is not finite changes no parameter
  * or moment (the EMA still moves), as PyTorch's GradScaler skips one. */
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry);
-/* The same with options o; {true, 1} builds what optim_add_train_step does. */
+/* The same with options o; {true, 1, false} builds what optim_add_train_step
+ * does. With o->accumulate the step is two entries instead, so that the
+ * gradients of several micro-batches add up before one update:
+ *   grad_step   the loss entry's inputs and grad_acc.<name> per parameter
+ *               with a gradient; outputs the loss entry's, then
+ *               grad_acc.<name> + gradient, in place;
+ *   apply_step  the scalars, grad_scale, grad_acc.* and the state inputs
+ *               of train_step; outputs grad_norm, then the updates of
+ *               train_step and grad_acc.<name> set to 0. The gradient is
+ *               grad_acc * grad_scale; a non-finite norm skips the update. */
 bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o);
 
 #endif

@@ -380,7 +380,9 @@ static bool check_finite(const Run *r, int64_t step, const double *out, bool *sk
 
 static Loader *start_loader(Run *r, int64_t start, RtError *err) {
   const TrainConfig *c = &r->c;
-  LoaderOptions o = {r->jit ? "x" : "x0", "y",      c->batch_size, (uint64_t)c->seed, start, r->data.workers,
+  /* with accumulation each step takes gradient_accumulation_steps batches */
+  int64_t first = start * c->gradient_accumulation_steps;
+  LoaderOptions o = {r->jit ? "x" : "x0", "y",      c->batch_size, (uint64_t)c->seed, first, r->data.workers,
                      r->cache.data,        "target", 2,             {r->enc_tokens, r->enc_width}, c->hflip};
   return loader_start(&r->data.src, &o, err);
 }
@@ -460,8 +462,9 @@ static bool check_eval(const Run *r, RtError *err) {
                  c->online_eval ? "online-eval" : "evaluate-gen", msg);
 }
 
+/* Optimiser steps an epoch: floor(items / batch) batches, k of them a step. */
 static int64_t steps_per_epoch(const Run *r) {
-  int64_t n = r->data.src.n / r->c.batch_size;
+  int64_t n = r->data.src.n / r->c.batch_size / r->c.gradient_accumulation_steps;
   return n > 0 ? n : 1;
 }
 
@@ -545,6 +548,45 @@ static double ema_decay_at(const TrainConfig *c, int64_t step, double decay) {
   return (step - 1) % c->ema_update_freq == 0 ? decay : 1.0;
 }
 
+/* The loss entry's inputs for the loader's next batch, as views. */
+static bool next_batch(Run *r, Loader *ld, Tensor *coeff, TensorList *batch, RtError *err) {
+  LoaderBatch b;
+  bool ok = loader_take(ld, &b, err) && tensorlist_add(batch, tensor_view(r->jit ? "x" : "x0", b.x, err), err) &&
+            tensorlist_add(batch, tensor_view("y", b.y, err), err);
+  if (ok && r->repa)
+    ok = targets(r, &b, batch, err) && tensorlist_add(batch, tensor_view("proj_coeff", coeff, err), err);
+  return ok;
+}
+
+/* out: the loss terms and the gradient norm. */
+static bool one_step(Run *r, Loader *ld, Tensor *coeff, int64_t step, const Hyper *h, double *out, RtError *err) {
+  TensorList batch = {0};
+  bool ok = next_batch(r, ld, coeff, &batch, err) &&
+            trainer_step(&r->model, &batch, step, h, trainer_step_seed((uint64_t)r->c.seed, step), out, err);
+  tensorlist_free(&batch);
+  return ok;
+}
+
+/* --gradient-accumulation-steps k: the gradients of k batches add up, then
+ * one update with their mean (accelerate's division of each loss by k);
+ * micro-batch j of step s draws its randomness from seed key (s - 1) k + j
+ * + 1. The loss terms logged are the mean over the k batches. */
+static bool accumulated_step(Run *r, Loader *ld, Tensor *coeff, int64_t step, const Hyper *h, double *out,
+                             RtError *err) {
+  int64_t k = r->c.gradient_accumulation_steps;
+  double terms[3];
+  bool ok = true;
+  out[0] = out[1] = out[2] = 0;
+  for (int64_t j = 0; ok && j < k; j++) {
+    TensorList batch = {0};
+    uint64_t seed = trainer_step_seed((uint64_t)r->c.seed, (step - 1) * k + j + 1);
+    ok = next_batch(r, ld, coeff, &batch, err) && trainer_accumulate(&r->model, &batch, seed, terms, err);
+    tensorlist_free(&batch);
+    for (int i = 0; ok && i < 3; i++) out[i] += terms[i] / (double)k;
+  }
+  return ok && trainer_apply(&r->model, step, h, 1.0 / (double)k, &out[3], err);
+}
+
 static bool train_loop(Run *r, int64_t start, RtError *err) {
   const TrainConfig *c = &r->c;
   Loader *ld = start_loader(r, start, err);
@@ -561,23 +603,15 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
   double t0 = monotonic_seconds(), out[4];
   for (int64_t step = start + 1; ok && step <= c->max_train_steps; step++) {
     double ts = monotonic_seconds();
-    LoaderBatch b;
-    TensorList batch = {0};
-    ok = loader_take(ld, &b, err);
-    /* the batch list borrows: views of the loader's tensors */
-    ok = ok && tensorlist_add(&batch, tensor_view(r->jit ? "x" : "x0", b.x, err), err) &&
-         tensorlist_add(&batch, tensor_view("y", b.y, err), err);
-    if (ok && r->repa)
-      ok = targets(r, &b, &batch, err) && tensorlist_add(&batch, tensor_view("proj_coeff", coeff, err), err);
     h.ema_decay = ema_decay_at(c, step, c->ema_decay);
     if (ok && r->jit)
       ok = trainer_set_scalar(&r->model, optim_ema2_decay_input, ema_decay_at(c, step, c->ema_decay2), err);
     h.lr = lr_at(r, step);
-    ok = ok && trainer_step(&r->model, &batch, step, &h, trainer_step_seed((uint64_t)c->seed, step), out, err);
-    tensorlist_free(&batch);
+    ok = ok && (c->gradient_accumulation_steps > 1 ? accumulated_step(r, ld, coeff, step, &h, out, err)
+                                                   : one_step(r, ld, coeff, step, &h, out, err));
     bool skipped = false;
     ok = ok && check_finite(r, step, out, &skipped, err);
-    double img_s = (double)c->batch_size / (monotonic_seconds() - ts);
+    double img_s = (double)(c->batch_size * c->gradient_accumulation_steps) / (monotonic_seconds() - ts);
     ok = ok && log_step(r, step, out, h.lr, img_s, skipped, err);
     double rate = (double)(step - start) / (monotonic_seconds() - t0);
     progress(step, c->max_train_steps, out, img_s, (double)(c->max_train_steps - step) / rate);
@@ -594,11 +628,6 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
 /* ---- the command -------------------------------------------------------- */
 
 static bool check_supported(const TrainConfig *c, RtError *err) {
-  if (c->gradient_accumulation_steps != 1)
-    return rt_fail(err, "--gradient-accumulation-steps %lld: not supported yet: the compiled step applies AdamW to the "
-                        "gradient of one batch, and summing micro-batches first needs a gradient-only entry in the "
-                        "compiler (compiler/optim.c); use a batch size of batch x steps instead",
-                   (long long)c->gradient_accumulation_steps);
   if (!strcmp(c->dataset, "fashion-mnist") && c->resolution != 32)
     return rt_fail(err, "--resolution %lld: Fashion-MNIST is 32 (28 padded)", (long long)c->resolution);
   if (c->hflip && !strcmp(c->dataset, "latents"))
@@ -700,7 +729,7 @@ int train_command(int argc, char **argv) {
   const char *keep[2 * SAMPLER_MAX_ENTRIES];
   int nkeep = sampler_keep(r, keep);
   /* JiT: the jit trainer's AdamW groups and two EMAs (spec/training.md §5) */
-  const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1};
+  const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1, c->gradient_accumulation_steps > 1};
   ok = ok && src &&
        trainer_compile_opt(&r->model, "train.irg", src, "train_loss", &step_opt, keep, nkeep, c->backend, &err);
   free(src);

@@ -30,7 +30,7 @@ uint64_t trainer_step_seed(uint64_t seed, int64_t step) {
 }
 
 static bool keep_entry(const Graph *g, const char *const *keep, int nkeep) {
-  if (!strcmp(g->name, "train_step")) return true;
+  if (!strcmp(g->name, "train_step") || !strcmp(g->name, "grad_step") || !strcmp(g->name, "apply_step")) return true;
   for (int i = 0; i < nkeep; i++)
     if (!strcmp(g->name, keep[i])) return true;
   return false;
@@ -86,7 +86,7 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
 
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err) {
-  const OptimOptions ldm = {true, 1};
+  const OptimOptions ldm = {true, 1, false};
   return trainer_compile_opt(t, name, source, loss_entry, &ldm, keep, nkeep, backend, err);
 }
 
@@ -99,6 +99,14 @@ bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const
   if (!(t->backend = backend_open(backend, err))) return false;
   bool c = !strcmp(t->backend->name, "c"), cuda = !c;
   if (!compile_source(t, name, source, loss_entry, oo, keep, nkeep, c, cuda, err)) return false;
+  if (oo->accumulate) {
+    t->step = irx_entry(&t->prog, "apply_step");
+    t->grad = irx_entry(&t->prog, "grad_step");
+    for (int i = 0; t->grad && i < t->grad->noutputs && strncmp(t->grad->outputs[i].name, "grad_acc.", 9); i++)
+      t->nloss = i + 1;
+    return t->step && t->grad && t->nloss > 0 ? true
+                                              : rt_fail(err, "%s: no accumulating training step in the program", name);
+  }
   t->step = irx_entry(&t->prog, "train_step");
   for (int i = 0; t->step && i < t->step->noutputs; i++)
     if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
@@ -130,9 +138,14 @@ static bool add(TensorList *l, Tensor *x, RtError *err) {
   return false;
 }
 
+/* The gradient sums of accumulation: zero at every step's end, so not
+ * saved, and a checkpoint does not depend on the micro-batch count. */
+static bool is_grad_sum(const char *name) { return !strncmp(name, "grad_acc.", 9); }
+
 static bool is_state(const char *name) {
   if (!strncmp(name, "exp_avg.", 8) || !strncmp(name, "exp_avg_sq.", 11) || !strncmp(name, "ema.", 4) ||
-      !strncmp(name, "ema2.", 5) || !strcmp(name, optim_ema2_decay_input))
+      !strncmp(name, "ema2.", 5) || !strcmp(name, optim_ema2_decay_input) || is_grad_sum(name) ||
+      !strcmp(name, optim_grad_scale_input))
     return true;
   for (int i = 0; i < OPTIM_NSCALARS; i++)
     if (!strcmp(name, optim_scalar_inputs[i])) return true;
@@ -187,8 +200,7 @@ static bool join(const TensorList *a, const TensorList *b, TensorList *out, RtEr
   return true;
 }
 
-bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
-                  RtError *err) {
+static void set_hyper(Trainer *t, int64_t step, const Hyper *h) {
   set_scalar(t, "lr", h->lr);
   set_scalar(t, "step", (double)step);
   set_scalar(t, "beta1", h->beta1);
@@ -197,14 +209,39 @@ bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper
   set_scalar(t, "weight_decay", h->weight_decay);
   set_scalar(t, "max_grad_norm", h->max_grad_norm);
   set_scalar(t, "ema_decay", h->ema_decay);
+}
+
+/* Runs entry e on batch + state; out[0..n) from its first n outputs. */
+static bool run_step(Trainer *t, const XEntry *e, const TensorList *batch, uint64_t seed, int n, double *out,
+                     RtError *err) {
   TensorList inputs, outs = {0};
   if (!join(batch, &t->state, &inputs, err)) return false;
   ExecOptions eopt = {seed};
-  bool ok = exec_run(t->backend, &t->prog, t->step, &t->params, &inputs, &eopt, &outs, err);
+  bool ok = exec_run(t->backend, &t->prog, e, &t->params, &inputs, &eopt, &outs, err);
   free(inputs.items);
-  for (int i = 0; ok && i <= t->nloss; i++) out[i] = tensor_get(outs.items[i], 0);
+  for (int i = 0; ok && i < n; i++) out[i] = tensor_get(outs.items[i], 0);
   tensorlist_free(&outs);
   return ok;
+}
+
+bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
+                  RtError *err) {
+  if (t->grad) return rt_fail(err, "internal: a step compiled for gradient accumulation runs by trainer_accumulate");
+  set_hyper(t, step, h);
+  return run_step(t, t->step, batch, seed, t->nloss + 1, out, err);
+}
+
+bool trainer_accumulate(Trainer *t, const TensorList *batch, uint64_t seed, double *out, RtError *err) {
+  if (!t->grad) return rt_fail(err, "internal: the step was not compiled for gradient accumulation");
+  return run_step(t, t->grad, batch, seed, t->nloss, out, err);
+}
+
+bool trainer_apply(Trainer *t, int64_t step, const Hyper *h, double scale, double *norm, RtError *err) {
+  if (!t->grad) return rt_fail(err, "internal: the step was not compiled for gradient accumulation");
+  set_hyper(t, step, h);
+  set_scalar(t, optim_grad_scale_input, scale);
+  TensorList none = {0};
+  return run_step(t, t->step, &none, 0, 1, norm, err);
 }
 
 bool trainer_run(Trainer *t, const char *entry, const TensorList *inputs, bool ema, TensorList *out, RtError *err) {
@@ -237,7 +274,7 @@ bool trainer_save(const Trainer *t, const char *path, int64_t step, const char *
   }
   for (int i = 0; i < t->params.n; i++) all[n++] = t->params.items[i];
   for (int i = 0; i < t->state.n; i++)
-    if (t->state.items[i]->rank > 0) all[n++] = t->state.items[i];
+    if (t->state.items[i]->rank > 0 && !is_grad_sum(t->state.items[i]->name)) all[n++] = t->state.items[i];
   char steps[32];
   snprintf(steps, sizeof steps, "%lld", (long long)step);
   m[0] = "format", m[1] = CHECKPOINT_FORMAT, m[2] = "step", m[3] = steps;
@@ -253,6 +290,10 @@ static bool restore(TensorList *l, const TensorList *from, const char *path, RtE
   for (int i = 0; i < l->n; i++) {
     Tensor *x = l->items[i];
     if (x->rank == 0) continue; /* the scalars are set every step */
+    if (is_grad_sum(x->name)) {
+      memset(x->data, 0, x->nbytes);
+      continue;
+    }
     const Tensor *y = tensorlist_find(from, x->name);
     if (!y) return rt_fail(err, "%s: no tensor '%s': a checkpoint of another model?", path, x->name);
     bool same = y->dtype == x->dtype && y->rank == x->rank && y->nbytes == x->nbytes;

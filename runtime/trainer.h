@@ -15,7 +15,8 @@ typedef struct {
 
 typedef struct {
   XProgram prog;
-  const XEntry *step;   /* train_step */
+  const XEntry *step;   /* train_step, or apply_step with gradient accumulation */
+  const XEntry *grad;   /* grad_step with gradient accumulation, else NULL */
   Backend *backend;
   TensorList params;    /* the weights, by parameter table name */
   TensorList state;     /* exp_avg.*, exp_avg_sq.*, ema.*, ema2.* and the step's scalars */
@@ -53,6 +54,14 @@ bool trainer_init(Trainer *t, uint64_t seed, RtError *err);
  * weights and moments as they were (optim.h). */
 bool trainer_step(Trainer *t, const TensorList *batch, int64_t step, const Hyper *h, uint64_t seed, double *out,
                   RtError *err);
+/* With gradient accumulation (compiled with OptimOptions.accumulate):
+ * one micro-batch's gradients added to grad_acc.*, its loss terms into
+ * out[0..nloss-1]; `seed` keys its random ops. */
+bool trainer_accumulate(Trainer *t, const TensorList *batch, uint64_t seed, double *out, RtError *err);
+/* Then the update from the summed gradients times scale (1 / the
+ * micro-batches), which clears the sum; *norm is the gradient norm. A
+ * non-finite norm leaves the weights and moments as they were. */
+bool trainer_apply(Trainer *t, int64_t step, const Hyper *h, double scale, double *norm, RtError *err);
 /* Sets a scalar input of the step that Hyper does not carry (the second
  * EMA's decay, optim_ema2_decay_input) until changed; an error if the
  * step has none by that name. */
