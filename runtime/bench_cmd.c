@@ -201,7 +201,7 @@ static int needed_entries(const Bench *b, const char *names[SAMPLER_MAX_ENTRIES]
 }
 
 /* A program compiled by irepac: its training step (compile --train) or
- * the entries named; no FLOP count (a program carries no graph). */
+ * the entries named; the FLOP counts the file carries (older files: none). */
 static bool load_program(Bench *b, const unsigned char *data, size_t len, RtError *err) {
   Trainer *t = &b->t;
   if (!irx_parse(data, len, b->o.file, &t->prog, err) || !(t->backend = backend_open(b->o.backend, err))) return false;
@@ -211,6 +211,10 @@ static bool load_program(Bench *b, const unsigned char *data, size_t len, RtErro
     if (!irx_entry(&t->prog, names[i]))
       return rt_fail(err, "%s has no entry '%s'%s", b->o.file, names[i],
                      b->mode == MODE_TRAIN ? " (compile one in with irepac compile --train LOSS)" : "");
+  bool counted = true;
+  for (int i = 0; i < t->prog.nentries; i++) counted = counted && t->prog.entries[i].has_flops;
+  if (counted && !(t->flops = calloc((size_t)t->prog.nentries + 1, sizeof *t->flops))) return rt_fail(err, "out of memory");
+  for (int i = 0; counted && i < t->prog.nentries; i++) t->flops[i] = t->prog.entries[i].flops;
   t->step = b->mode == MODE_TRAIN ? irx_entry(&t->prog, "train_step") : NULL;
   for (int i = 0; t->step && i < t->step->noutputs; i++)
     if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
@@ -483,7 +487,7 @@ static const char *bytes_str(int64_t bytes, char *buf, size_t size) {
 static void print_flops(const Bench *b, const Spread *s) {
   char per[32], rate[32];
   if (b->flops < 0) {
-    printf("  FLOPs        n/a (a compiled program carries no graph; bench the .irg for a count)\n");
+    printf("  FLOPs        n/a (a program file without the compiler's count; recompile it, or bench the .irg)\n");
     return;
   }
   printf("  FLOPs        %s per run; %s/s achieved\n", flops_format(b->flops, "FLOP", per, sizeof per),

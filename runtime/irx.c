@@ -132,10 +132,23 @@ static json_t *entry_json(const CompiledEntry *e, int index) {
                                           "last", b->last));
   }
   for (int k = 0; k < e->sched.n; k++) json_array_append_new(kernels, kernel_json(e, index, e->sched.kernels[k]));
-  return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", g->name, "inputs", inputs, "outputs", outputs,
-                   "arena", bytes_json(p->fixed_bytes, p->per_batch_bytes), "live_peak",
-                   bytes_json(p->live_fixed, p->live_per_batch), "without_reuse",
-                   bytes_json(p->sum_fixed, p->sum_per_batch), "buffers", bufs, "kernels", kernels);
+  json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", g->name, "inputs", inputs, "outputs",
+                        outputs, "arena", bytes_json(p->fixed_bytes, p->per_batch_bytes), "live_peak",
+                        bytes_json(p->live_fixed, p->live_per_batch), "without_reuse",
+                        bytes_json(p->sum_fixed, p->sum_per_batch), "buffers", bufs, "kernels", kernels);
+  /* the FLOPs, for irepa-run bench on the file; left out where they do not count */
+  FlopCount f;
+  Arena a;
+  SourceSet sources = {0};
+  DiagList d;
+  arena_init(&a);
+  diag_init(&d, &a, &sources);
+  bool counted = flops_count(&d, g, &f);
+  arena_free(&a);
+  if (j && counted)
+    json_object_set_new(j, "flops", json_pack("{s:o, s:o}", "gemm", bytes_json(f.gemm.fixed, f.gemm.per_batch),
+                                              "pointwise", bytes_json(f.pointwise.fixed, f.pointwise.per_batch)));
+  return j;
 }
 
 typedef struct {
@@ -440,6 +453,12 @@ static bool read_entry(Reader *r, json_t *o, int index, int nparams, XEntry *e) 
       !read_bytes(r, o, where, "live_peak", &e->live_fixed, &e->live_per_batch) ||
       !read_bytes(r, o, where, "without_reuse", &e->sum_fixed, &e->sum_per_batch))
     return false;
+  json_t *f = json_object_get(o, "flops");
+  e->has_flops = f != NULL;
+  if (f && (!json_is_object(f) ||
+            !read_bytes(r, f, where, "gemm", &e->flops.gemm.fixed, &e->flops.gemm.per_batch) ||
+            !read_bytes(r, f, where, "pointwise", &e->flops.pointwise.fixed, &e->flops.pointwise.per_batch)))
+    return json_is_object(f) ? false : bad(r, where, "flops is not an object");
   where = arena_printf(r->a, "entry %s", e->name);
   e->ninputs = (int)json_array_size(in);
   e->noutputs = (int)json_array_size(out);

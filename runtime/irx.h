@@ -6,6 +6,7 @@
 #define IREPA_IRX_H
 
 #include "codegen.h"
+#include "flops.h"
 #include "program.h"
 #include "tensor.h"
 
@@ -59,6 +60,8 @@ typedef struct {
   int64_t fixed_bytes, per_batch_bytes;       /* the arena */
   int64_t live_fixed, live_per_batch;         /* live peak */
   int64_t sum_fixed, sum_per_batch;           /* without reuse */
+  bool has_flops;                             /* the compiler's count (older files have none) */
+  FlopCount flops;
 } XEntry;
 
 typedef struct {
