@@ -719,8 +719,6 @@ int train_command(int argc, char **argv) {
   tc_print(c, stderr);
   ok = ok && prepare_run_dir(r, &start, &err);
   char path[PATH_BYTES];
-  /* --evaluate-gen changes nothing of the run, its configuration included */
-  ok = ok && (c->evaluate_gen || tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err));
   ok = ok && (!r->repa || setup_encoder(r, &err));
   ok = ok && (!r->repa || !c->cache_features || open_cache(r, &err));
   char *src = !ok ? NULL
@@ -750,6 +748,10 @@ int train_command(int argc, char **argv) {
   }
   if (ok && c->evaluate_gen && start == 0)
     ok = rt_fail(&err, "--evaluate-gen: no checkpoint in %s/checkpoints to evaluate", r->run_dir);
+  /* written once the model compiled and loaded, so that a run that cannot
+   * start leaves no run behind to refuse the next try; --evaluate-gen
+   * changes nothing of the run, its configuration included */
+  ok = ok && (c->evaluate_gen || tc_save_yaml(c, path_in(r, "config.yaml", path, sizeof path), &err));
   ok = ok && open_log(r, start, &err);
   ok = ok && (c->evaluate_gen ? online_eval(r, start, &err) : train_loop(r, start, &err));
   if (!ok) fprintf(stderr, "irepa-run train: error: %s\n", err.msg);

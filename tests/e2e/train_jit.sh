@@ -89,6 +89,10 @@ expect_error "--evaluate-gen evaluates a checkpoint of the run" "${base[@]}" --e
 expect_error "--online-eval: $tmp/fmnist/t10k" "${base[@]}" --exp_name e4 --online_eval
 expect_error "the fmnist-vit weights $tmp/none.safetensors" "${base[@]}" --exp_name e5 --online_eval \
   --eval_reference fashion-mnist:train --encoder_weights "$tmp/none.safetensors"
+# a model that does not compile leaves no run that would refuse the next try
+expect_error "encoder_depth must be in 0..depth" "${args[@]}" --exp_name e6 --encoder_depth 9
+[ ! -e "$tmp/e6/config.yaml" ] || fail "a run that did not start wrote its config.yaml"
+"$run" train "${args[@]}" --exp_name e6 --max_train_steps 1 2>/dev/null || fail "the run after a failed start"
 for e in e1 e2 e3 e4 e5; do [ ! -e "$tmp/$e" ] || fail "a refused run left $tmp/$e"; done
 "$run" sample --ckpt "$ckpt" --mode ode --heun --num-steps 3 --cfg-scale 2.0 --num-fid-samples 4 \
   --per-proc-batch-size 4 --backend c --sample-dir "$tmp/samples" 2>"$tmp/err" || { cat "$tmp/err"; fail "sample"; }
