@@ -710,6 +710,9 @@ int train_command(int argc, char **argv) {
     return 2;
   }
   tc_warn(c, stderr);
+  if (seen[TC_OPT_mixed_precision] && strcmp(c->mixed_precision, "no"))
+    fprintf(stderr, "irepa-run: warning: --mixed-precision %s is not implemented yet; the step runs in f32 (as with "
+                    "no)\n", c->mixed_precision);
   if (c->cache_features && !r->repa) fprintf(stderr, "train: --cache-features: no alignment, so no features to cache\n");
   train_set_threads((int)c->threads);
   ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
