@@ -178,6 +178,12 @@ static Node *new_node(IrBuilder *b, OpKind op, DType t, const Shape *s,
   return n;
 }
 
+Node *ir_copy_node(IrBuilder *b, const Node *x, Node **src) {
+  Node *n = new_node(b, x->op, x->dtype, &x->shape, src, x->nsrc, x->loc);
+  if (n) n->attr = x->attr, n->name = x->name;
+  return n;
+}
+
 Node *ir_input(IrBuilder *b, const char *name, DType t, Shape s, SrcLoc loc) {
   Node *n = new_node(b, OP_INPUT, t, &s, NULL, 0, loc);
   if (!n) return NULL;

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "autocast.h"
 #include "autodiff.h"
 
 const char *const optim_scalar_inputs[OPTIM_NSCALARS] = {
@@ -159,7 +160,7 @@ static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
 }
 
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry) {
-  const OptimOptions ldm = {true, 1, false};
+  const OptimOptions ldm = {true, 1, false, DT_F32};
   return optim_add_train_step_opt(a, d, ir, loss_entry, &ldm);
 }
 
@@ -290,6 +291,7 @@ static bool add_accumulation(Arena *a, DiagList *d, IrProgram *ir, const char *l
 
 bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o) {
   if (!check_options(d, ir, loss_entry, o)) return false;
+  if (o->autocast != DT_F32 && !autocast_matmuls(a, d, ir, loss_entry, o->autocast)) return false;
   const ParamTable *pt = &ir->params;
   Node **param = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
   Node **grads = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));

@@ -25,6 +25,7 @@ typedef struct {
   bool decay_1d;   /* weight decay on 1-D parameters and biases too */
   int nema;        /* 1: ema.<name>; 2: also ema2.<name>, decayed by optim_ema2_decay_input */
   bool accumulate; /* gradient accumulation: grad_step and apply_step instead of train_step */
+  DType autocast;  /* DT_F32: none; DT_BF16 or DT_F16: the loss entry's matmuls in it (autocast.h) */
 } OptimOptions;
 
 /* With OptimOptions.accumulate, apply_step's scalar input (f64[]) that

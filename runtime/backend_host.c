@@ -119,6 +119,34 @@ static void serial_gemm(int dbl, int ta, int tb, int64_t m, int64_t n, int64_t k
                   (const float *)b + b_off[i], ldb, 0.0f, (float *)c + i * m * n, (int)n);
 }
 
+/* bf16 or f16 operands, as cuBLAS takes them under --mixed-precision: the
+ * products in f32 from the operands widened exactly, the result rounded to
+ * the low precision (round to nearest even), as a GEMM with f32
+ * accumulation writing a low-precision C does. For cuda-emu's checks, not
+ * for speed. */
+static float widen(DType t, uint16_t h) { return t == DT_BF16 ? bf16_to_f32(h) : f16_to_f32(h); }
+
+static bool low_precision_gemm(GemmFn fn, DType t, const GemmDesc *g, int64_t M, int64_t N, int64_t K, const void *a,
+                               const void *b, void *c, int64_t count, const int64_t *off, RtError *err) {
+  int64_t na = 0, nb = 0;
+  for (int64_t i = 0; i < count; i++) {
+    if (off[i] + M * K > na) na = off[i] + M * K;
+    if (off[count + i] + K * N > nb) nb = off[count + i] + K * N;
+  }
+  float *fa = malloc(sizeof(float) * (size_t)na), *fb = malloc(sizeof(float) * (size_t)nb),
+        *fc = malloc(sizeof(float) * (size_t)(count * M * N));
+  bool ok = fa && fb && fc;
+  if (ok) {
+    for (int64_t i = 0; i < na; i++) fa[i] = widen(t, ((const uint16_t *)a)[i]);
+    for (int64_t i = 0; i < nb; i++) fb[i] = widen(t, ((const uint16_t *)b)[i]);
+    fn(0, g->ta, g->tb, M, N, K, fa, fb, fc, count, off, off + count);
+    for (int64_t i = 0; i < count * M * N; i++)
+      ((uint16_t *)c)[i] = t == DT_BF16 ? f32_to_bf16(fc[i]) : f32_to_f16(fc[i]);
+  }
+  free(fa), free(fb), free(fc);
+  return ok || rt_fail(err, "out of memory");
+}
+
 /* Row-major C = op(A) op(B) per batch element. When B is shared by the
  * whole batch and A's matrices are contiguous, the batch folds into M: one
  * large GEMM instead of many small ones. */
@@ -136,7 +164,8 @@ static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t b
     b_shared &= bs[j] == 0;
     count *= dims[j];
   }
-  if (k->dtype != DT_F32 && k->dtype != DT_F64)
+  bool low = k->dtype == DT_BF16 || k->dtype == DT_F16;
+  if (k->dtype != DT_F32 && k->dtype != DT_F64 && !low)
     return rt_fail(err, "kernel %s: GEMM on %s is not supported on the CPU", k->name, dtype_name(k->dtype));
   if (b_shared && a_packed) M *= count, count = 1;
   GemmFn fn = h->emulate ? serial_gemm : (GemmFn)jit_symbol(h->mod, "irepa_gemm", err);
@@ -155,9 +184,13 @@ static bool host_gemm(Backend *b, const XKernel *k, void *const *args, int64_t b
       off[count + i] += idx * bs[j];
     }
   }
-  fn(k->dtype == DT_F64, g->ta, g->tb, M, N, K, args[g->a_arg], args[g->b_arg], args[k->ninputs], count, off,
-     off + count);
+  bool ok = low ? low_precision_gemm(fn, k->dtype, g, M, N, K, args[g->a_arg], args[g->b_arg], args[k->ninputs], count,
+                                     off, err)
+                : (fn(k->dtype == DT_F64, g->ta, g->tb, M, N, K, args[g->a_arg], args[g->b_arg], args[k->ninputs],
+                      count, off, off + count),
+                   true);
   free(off);
+  if (!ok) return false;
   return true;
 }
 

@@ -710,9 +710,9 @@ int train_command(int argc, char **argv) {
     return 2;
   }
   tc_warn(c, stderr);
-  if (seen[TC_OPT_mixed_precision] && strcmp(c->mixed_precision, "no"))
-    fprintf(stderr, "irepa-run: warning: --mixed-precision %s is not implemented yet; the step runs in f32 (as with "
-                    "no)\n", c->mixed_precision);
+  if (seen[TC_OPT_mixed_precision] && !strcmp(c->mixed_precision, "fp16"))
+    fprintf(stderr, "irepa-run: warning: --mixed-precision fp16 needs loss scaling, which irepa does not have yet; the "
+                    "step runs in f32 (--mixed-precision bf16 for bf16 matmuls on a GPU)\n");
   if (c->cache_features && !r->repa) fprintf(stderr, "train: --cache-features: no alignment, so no features to cache\n");
   train_set_threads((int)c->threads);
   ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
@@ -730,10 +730,16 @@ int train_command(int argc, char **argv) {
   const char *keep[2 * SAMPLER_MAX_ENTRIES];
   int nkeep = sampler_keep(r, keep);
   /* JiT: the jit trainer's AdamW groups and two EMAs (spec/training.md §5) */
-  const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1, c->gradient_accumulation_steps > 1};
+  const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1, c->gradient_accumulation_steps > 1,
+                                 !strcmp(c->mixed_precision, "bf16") ? DT_BF16 : DT_F32};
   ok = ok && src &&
        trainer_compile_opt(&r->model, "train.irg", src, "train_loss", &step_opt, keep, nkeep, c->backend, &err);
   free(src);
+  if (ok && !strcmp(c->mixed_precision, "bf16"))
+    fprintf(stderr, "train: --mixed-precision bf16: %s\n",
+            r->model.backend->name[0] == 'c' && !r->model.backend->name[1]
+                ? "the C backend computes in f32; matmuls in bf16 are for the CUDA backends"
+                : "matmuls in bf16 (f32 accumulation), the rest in f32");
   ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
   if (ok) {
     int64_t n = 0;

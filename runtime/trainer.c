@@ -86,7 +86,7 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
 
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err) {
-  const OptimOptions ldm = {true, 1, false};
+  const OptimOptions ldm = {true, 1, false, DT_F32};
   return trainer_compile_opt(t, name, source, loss_entry, &ldm, keep, nkeep, backend, err);
 }
 
@@ -98,7 +98,9 @@ bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const
     return rt_fail(err, "training runs compiled kernels: --backend c, cuda, cuda-emu or auto, not interp");
   if (!(t->backend = backend_open(backend, err))) return false;
   bool c = !strcmp(t->backend->name, "c"), cuda = !c;
-  if (!compile_source(t, name, source, loss_entry, oo, keep, nkeep, c, cuda, err)) return false;
+  OptimOptions o = *oo;
+  if (c) o.autocast = DT_F32; /* the C backend's GEMMs are f32 (or f64) */
+  if (!compile_source(t, name, source, loss_entry, &o, keep, nkeep, c, cuda, err)) return false;
   if (oo->accumulate) {
     t->step = irx_entry(&t->prog, "apply_step");
     t->grad = irx_entry(&t->prog, "grad_step");

@@ -37,7 +37,9 @@ const char *trainer_models_dir(void);
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err);
 /* The same with the step built by options oo (compiler/optim.h): the jit
- * trainer's weight-decay groups and second EMA. */
+ * trainer's weight-decay groups and second EMA, gradient accumulation, and
+ * bf16 matmuls (oo->autocast), which apply on the CUDA backends only: the
+ * C backend computes in f32. */
 bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const char *loss_entry,
                          const OptimOptions *oo, const char *const *keep, int nkeep, const char *backend,
                          RtError *err);
