@@ -15,6 +15,7 @@ const char *const optim_scalar_inputs[OPTIM_NSCALARS] = {
 enum { S_LR, S_STEP, S_BETA1, S_BETA2, S_EPS, S_WD, S_MAX_NORM, S_EMA };
 const char optim_ema2_decay_input[] = "ema_decay2";
 const char optim_grad_scale_input[] = "grad_scale";
+const char optim_loss_scale_input[] = "loss_scale";
 
 typedef struct {
   IrBuilder b;
@@ -160,7 +161,7 @@ static bool check_params(DiagList *d, const IrProgram *ir, SrcLoc loc) {
 }
 
 bool optim_add_train_step(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry) {
-  const OptimOptions ldm = {true, 1, false, DT_F32};
+  const OptimOptions ldm = {true, 1, false, DT_F32, false};
   return optim_add_train_step_opt(a, d, ir, loss_entry, &ldm);
 }
 
@@ -186,14 +187,23 @@ static bool check_options(DiagList *d, const IrProgram *ir, const char *loss_ent
  * i's node (NULL where the loss does not read it), grads[i] its gradient
  * (NULL where it has none); the graph's outputs are the loss entry's. */
 static Graph *with_gradients(Arena *a, DiagList *d, const IrProgram *ir, const char *loss_entry, const char *name,
-                             Node **param, Node **grads) {
+                             const OptimOptions *o, Node **param, Node **grads) {
   const ParamTable *pt = &ir->params;
   Graph *g = ir_clone_graph(a, find_entry(ir, loss_entry), name);
   if (!g) return NULL;
   for (int i = 0; i < g->n; i++)
     if (g->nodes[i]->op == OP_PARAM) param[g->nodes[i]->attr.index] = g->nodes[i];
   int nout = g->noutputs;
+  Node *loss = g->outputs[0];
+  if (o->loss_scale) { /* differentiate loss * scale; the loss logged stays unscaled */
+    IrBuilder b = {a, d, g, 0};
+    Shape scalar = {0};
+    Node *scale = ir_input(&b, optim_loss_scale_input, DT_F64, scalar, g->loc);
+    g->outputs[0] = scale ? ir_binary(&b, OP_MUL, loss, ir_cast(&b, scale, loss->dtype, g->loc), g->loc) : NULL;
+    if (!g->outputs[0]) return NULL;
+  }
   if (!ad_build_grad(a, d, g, pt, NULL)) return NULL;
+  g->outputs[0] = loss;
   /* the gradients leave the outputs: the update consumes them */
   for (int i = nout, p = 0; i < g->noutputs; i++, p++) {
     while (!pt->items[p].trainable) p++;
@@ -250,7 +260,7 @@ static bool add_entry(Arena *a, DiagList *d, IrProgram *ir, Graph *g) {
 static bool add_accumulation(Arena *a, DiagList *d, IrProgram *ir, const char *loss_entry, const OptimOptions *o,
                              Node **param, Node **grads) {
   const ParamTable *pt = &ir->params;
-  Graph *g = with_gradients(a, d, ir, loss_entry, "grad_step", param, grads);
+  Graph *g = with_gradients(a, d, ir, loss_entry, "grad_step", o, param, grads);
   if (!g) return false;
   Step s;
   init_step(&s, a, d, g, o);
@@ -297,9 +307,17 @@ bool optim_add_train_step_opt(Arena *a, DiagList *d, IrProgram *ir, const char *
   Node **grads = arena_alloc(a, sizeof(Node *) * ((size_t)pt->n + 1));
   if (!param || !grads) return false;
   if (o->accumulate) return add_accumulation(a, d, ir, loss_entry, o, param, grads);
-  Graph *g = with_gradients(a, d, ir, loss_entry, "train_step", param, grads);
+  Graph *g = with_gradients(a, d, ir, loss_entry, "train_step", o, param, grads);
   if (!g) return false;
   Step s;
   init_step(&s, a, d, g, o);
+  if (o->loss_scale) { /* unscale (GradScaler.unscale_: times 1 / scale, in f32) */
+    Node *scale = NULL;
+    for (int i = 0; i < g->ninputs; i++)
+      if (!strcmp(g->inputs[i]->name, optim_loss_scale_input)) scale = g->inputs[i];
+    Node *inv = f32(&s, bin(&s, OP_DIV, c64(&s, 1), scale));
+    for (int i = 0; i < pt->n; i++)
+      if (grads[i] && !(grads[i] = bin(&s, OP_MUL, grads[i], inv))) return false;
+  }
   return update(&s, pt, param, grads, g->outputs[0]) && add_entry(a, d, ir, g);
 }

@@ -26,7 +26,15 @@ typedef struct {
   int nema;        /* 1: ema.<name>; 2: also ema2.<name>, decayed by optim_ema2_decay_input */
   bool accumulate; /* gradient accumulation: grad_step and apply_step instead of train_step */
   DType autocast;  /* DT_F32: none; DT_BF16 or DT_F16: the loss entry's matmuls in it (autocast.h) */
+  bool loss_scale; /* the loss times optim_loss_scale_input is differentiated (fp16) */
 } OptimOptions;
+
+/* With OptimOptions.loss_scale, the scalar input (f64[]) the loss is
+ * multiplied by before differentiating, as a GradScaler scales it, so that
+ * small gradients survive f16. train_step divides the gradients by it
+ * before the norm; with accumulation, apply_step's grad_scale must carry
+ * the division (1 / (micro-batches * scale)). */
+extern const char optim_loss_scale_input[];
 
 /* With OptimOptions.accumulate, apply_step's scalar input (f64[]) that
  * the summed gradients are multiplied by: 1 / the micro-batches. */

@@ -78,6 +78,7 @@ static const struct {
     {TC_OPT_num_sampling_steps, 1, INF, 0}, {TC_OPT_cfg, 1, INF, 0},
     {TC_OPT_interval_min, 0, 1, 0},         {TC_OPT_interval_max, 0, 1, 0},
     {TC_OPT_attn_dropout, 0, 1, HI_OPEN},   {TC_OPT_proj_dropout, 0, 1, HI_OPEN},
+    {TC_OPT_loss_scale_init, 0, INF, LO_OPEN},
 };
 
 /* The jit trainer's names (spec/training.md §4) for options that exist
@@ -720,6 +721,7 @@ void tc_jit_defaults(TrainConfig *c, const bool *seen, FILE *out) {
       {TC_OPT_warmup_epochs, "5"},           {TC_OPT_epochs, "200"},       {TC_OPT_batch_size, "128"},
       {TC_OPT_sampling_steps, "0"}, /* --sample_grid False */
       {TC_OPT_hflip, "true"},
+      {TC_OPT_mixed_precision, "bf16"}, /* main_jit.py runs under bf16 autocast */
   };
   char note[512] = "", lr[48];
   for (size_t i = 0; i < COUNT(jit); i++) jit_default(c, seen, jit[i].opt, jit[i].text, note, sizeof note);

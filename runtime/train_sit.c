@@ -44,7 +44,15 @@ typedef struct {
   FeatureCache cache; /* cache.data is NULL without --cache-features */
   FILE *log;
   TbWriter *tb;
+  /* fp16's dynamic loss scale, as torch.cuda.amp.GradScaler keeps it */
+  bool scaled;
+  double loss_scale, step_scale; /* now, and the one the last step used */
+  int64_t scale_growth;           /* finite steps since the scale last changed */
 } Run;
+
+/* GradScaler's defaults: growth_factor 2, backoff_factor 0.5,
+ * growth_interval 2000; init_scale 2^16 is --loss-scale-init. */
+enum { SCALE_GROWTH_INTERVAL = 2000 };
 
 /* ---- the model ---------------------------------------------------------- */
 
@@ -322,7 +330,12 @@ static bool save(Run *r, int64_t step, RtError *err) {
   FILE *m = open_memstream(&yaml, &len);
   bool ok = m && tc_write_yaml(&r->c, m, err);
   if (m) fclose(m);
-  const char *meta[] = {"seed", seed, "config", yaml ? yaml : "", NULL};
+  char scale[32], growth[32];
+  snprintf(scale, sizeof scale, "%.17g", r->loss_scale);
+  snprintf(growth, sizeof growth, "%lld", (long long)r->scale_growth);
+  /* without a loss scale the list ends after the config */
+  const char *meta[] = {"seed", seed, "config", yaml ? yaml : "", r->scaled ? "loss_scale" : NULL, scale,
+                        "loss_scale_growth", growth, NULL};
   ok = ok && trainer_save(&r->model, checkpoint_path(r, step, path, sizeof path), step, meta, err);
   free(yaml);
   if (ok) fprintf(stderr, "\ntrain: saved %s\n", path);
@@ -331,10 +344,21 @@ static bool save(Run *r, int64_t step, RtError *err) {
 
 static const char *const TERMS[] = {"loss", "denoising_loss", "proj_loss"};
 
+/* A number for JSON, which has no NaN or infinity: null for those. */
+static const char *json_num(double x, char buf[32]) {
+  if (isfinite(x)) snprintf(buf, 32, "%.9g", x);
+  else snprintf(buf, 32, "null");
+  return buf;
+}
+
 static bool log_step(Run *r, int64_t step, const double *out, double lr, double img_s, bool skipped, RtError *err) {
-  fprintf(r->log, "{\"step\": %lld, \"loss\": %.9g, \"denoising_loss\": %.9g, \"proj_loss\": %.9g, \"grad_norm\": %.9g, "
-                  "\"lr\": %.9g, \"img_per_s\": %.2f, \"skipped\": %s}\n",
-          (long long)step, out[0], out[1], out[2], out[3], lr, img_s, skipped ? "true" : "false");
+  char v[4][32];
+  fprintf(r->log, "{\"step\": %lld, \"loss\": %s, \"denoising_loss\": %s, \"proj_loss\": %s, \"grad_norm\": %s, "
+                  "\"lr\": %.9g, \"img_per_s\": %.2f, \"skipped\": %s",
+          (long long)step, json_num(out[0], v[0]), json_num(out[1], v[1]), json_num(out[2], v[2]),
+          json_num(out[3], v[3]), lr, img_s, skipped ? "true" : "false");
+  if (r->scaled) fprintf(r->log, ", \"loss_scale\": %.9g", r->step_scale);
+  fputs("}\n", r->log);
   fflush(r->log);
   bool ok = true;
   for (int i = 0; i < 3 && ok; i++) {
@@ -363,8 +387,25 @@ static bool targets(Run *r, const LoaderBatch *b, TensorList *batch, RtError *er
   return rt_fail(err, "out of memory");
 }
 
-static bool check_finite(const Run *r, int64_t step, const double *out, bool *skipped, RtError *err) {
-  *skipped = false;
+/* After a step with fp16's loss scale: an overflow (finite losses, a
+ * gradient norm that is not) halves the scale, and the step, masked in the
+ * graph, counts as skipped; 2000 finite steps in a row double it. */
+static bool scaler_update(Run *r, int64_t step, const double *out) {
+  if (!r->scaled || !isfinite(out[0]) || !isfinite(out[1]) || !isfinite(out[2])) return false;
+  if (!isfinite(out[3])) {
+    fprintf(stderr, "\ntrain: step %lld: gradients overflow at loss scale %g; step skipped, scale %g\n",
+            (long long)step, r->loss_scale, r->loss_scale * 0.5);
+    r->loss_scale *= 0.5;
+    r->scale_growth = 0;
+    return true;
+  }
+  if (++r->scale_growth == SCALE_GROWTH_INTERVAL) r->loss_scale *= 2.0, r->scale_growth = 0;
+  return false;
+}
+
+static bool check_finite(Run *r, int64_t step, const double *out, bool *skipped, RtError *err) {
+  *skipped = scaler_update(r, step, out);
+  if (*skipped) return true;
   for (int i = 0; i < 4; i++)
     if (!isfinite(out[i])) {
       const char *what = i < 3 ? TERMS[i] : "grad_norm";
@@ -584,7 +625,9 @@ static bool accumulated_step(Run *r, Loader *ld, Tensor *coeff, int64_t step, co
     tensorlist_free(&batch);
     for (int i = 0; ok && i < 3; i++) out[i] += terms[i] / (double)k;
   }
-  return ok && trainer_apply(&r->model, step, h, 1.0 / (double)k, &out[3], err);
+  /* the sums are of scaled gradients under fp16: unscale with the mean */
+  double scale = r->scaled ? r->loss_scale : 1.0;
+  return ok && trainer_apply(&r->model, step, h, 1.0 / ((double)k * scale), &out[3], err);
 }
 
 static bool train_loop(Run *r, int64_t start, RtError *err) {
@@ -607,6 +650,8 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
     if (ok && r->jit)
       ok = trainer_set_scalar(&r->model, optim_ema2_decay_input, ema_decay_at(c, step, c->ema_decay2), err);
     h.lr = lr_at(r, step);
+    r->step_scale = r->loss_scale;
+    if (ok && r->scaled) ok = trainer_set_scalar(&r->model, optim_loss_scale_input, r->loss_scale, err);
     ok = ok && (c->gradient_accumulation_steps > 1 ? accumulated_step(r, ld, coeff, step, &h, out, err)
                                                    : one_step(r, ld, coeff, step, &h, out, err));
     bool skipped = false;
@@ -623,6 +668,20 @@ static bool train_loop(Run *r, int64_t start, RtError *err) {
   tensor_free(coeff);
   loader_close(ld);
   return ok;
+}
+
+/* The loss scale and its growth count of a checkpoint; one written
+ * without them (another precision) starts the scale afresh. */
+static bool load_scaler(Run *r, const char *path, RtError *err) {
+  StFile *f = st_open(path, err);
+  if (!f) return false;
+  const char *scale = st_metadata(f, "loss_scale"), *growth = st_metadata(f, "loss_scale_growth");
+  if (scale && growth) {
+    r->loss_scale = strtod(scale, NULL);
+    r->scale_growth = strtoll(growth, NULL, 10);
+  }
+  st_close(f);
+  return r->loss_scale > 0 || rt_fail(err, "%s: bad loss_scale '%s' in the metadata", path, scale ? scale : "");
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -710,9 +769,6 @@ int train_command(int argc, char **argv) {
     return 2;
   }
   tc_warn(c, stderr);
-  if (seen[TC_OPT_mixed_precision] && !strcmp(c->mixed_precision, "fp16"))
-    fprintf(stderr, "irepa-run: warning: --mixed-precision fp16 needs loss scaling, which irepa does not have yet; the "
-                    "step runs in f32 (--mixed-precision bf16 for bf16 matmuls on a GPU)\n");
   if (c->cache_features && !r->repa) fprintf(stderr, "train: --cache-features: no alignment, so no features to cache\n");
   train_set_threads((int)c->threads);
   ok = ok && td_open(&r->data, c, r->grey, &err); /* bad data is refused before the run folder is made */
@@ -730,16 +786,20 @@ int train_command(int argc, char **argv) {
   const char *keep[2 * SAMPLER_MAX_ENTRIES];
   int nkeep = sampler_keep(r, keep);
   /* JiT: the jit trainer's AdamW groups and two EMAs (spec/training.md §5) */
+  bool fp16 = !strcmp(c->mixed_precision, "fp16"), bf16 = !strcmp(c->mixed_precision, "bf16");
   const OptimOptions step_opt = {!r->jit, r->jit ? 2 : 1, c->gradient_accumulation_steps > 1,
-                                 !strcmp(c->mixed_precision, "bf16") ? DT_BF16 : DT_F32};
+                                 bf16 ? DT_BF16 : fp16 ? DT_F16 : DT_F32, fp16};
   ok = ok && src &&
        trainer_compile_opt(&r->model, "train.irg", src, "train_loss", &step_opt, keep, nkeep, c->backend, &err);
   free(src);
-  if (ok && !strcmp(c->mixed_precision, "bf16"))
-    fprintf(stderr, "train: --mixed-precision bf16: %s\n",
-            r->model.backend->name[0] == 'c' && !r->model.backend->name[1]
-                ? "the C backend computes in f32; matmuls in bf16 are for the CUDA backends"
-                : "matmuls in bf16 (f32 accumulation), the rest in f32");
+  bool on_c = ok && !strcmp(r->model.backend->name, "c");
+  r->scaled = ok && fp16 && !on_c;
+  r->loss_scale = c->loss_scale_init;
+  if (ok && (bf16 || fp16) && (!on_c || seen[TC_OPT_mixed_precision]))
+    fprintf(stderr, "train: --mixed-precision %s: %s\n", c->mixed_precision,
+            on_c ? "the C backend computes in f32; low-precision matmuls are for the CUDA backends"
+            : bf16 ? "matmuls in bf16 (f32 accumulation), the rest in f32"
+                   : "matmuls in f16 (f32 accumulation), the rest in f32, with a dynamic loss scale");
   ok = ok && trainer_init(&r->model, (uint64_t)c->seed, &err);
   if (ok) {
     int64_t n = 0;
@@ -752,7 +812,8 @@ int train_command(int argc, char **argv) {
   }
   if (ok && start > 0) {
     int64_t done = 0;
-    ok = trainer_load(&r->model, checkpoint_path(r, start, path, sizeof path), &done, &err);
+    ok = trainer_load(&r->model, checkpoint_path(r, start, path, sizeof path), &done, &err) &&
+         (!r->scaled || load_scaler(r, path, &err));
     if (ok) fprintf(stderr, "train: resumed from %s (step %lld)\n", path, (long long)done);
   }
   if (ok && c->evaluate_gen && start == 0)

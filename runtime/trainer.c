@@ -86,7 +86,7 @@ static bool compile_source(Trainer *t, const char *name, const char *source, con
 
 bool trainer_compile(Trainer *t, const char *name, const char *source, const char *loss_entry,
                      const char *const *keep, int nkeep, const char *backend, RtError *err) {
-  const OptimOptions ldm = {true, 1, false, DT_F32};
+  const OptimOptions ldm = {true, 1, false, DT_F32, false};
   return trainer_compile_opt(t, name, source, loss_entry, &ldm, keep, nkeep, backend, err);
 }
 
@@ -99,7 +99,7 @@ bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const
   if (!(t->backend = backend_open(backend, err))) return false;
   bool c = !strcmp(t->backend->name, "c"), cuda = !c;
   OptimOptions o = *oo;
-  if (c) o.autocast = DT_F32; /* the C backend's GEMMs are f32 (or f64) */
+  if (c) o.autocast = DT_F32, o.loss_scale = false; /* the C backend's GEMMs are f32 (or f64) */
   if (!compile_source(t, name, source, loss_entry, &o, keep, nkeep, c, cuda, err)) return false;
   if (oo->accumulate) {
     t->step = irx_entry(&t->prog, "apply_step");
@@ -147,7 +147,7 @@ static bool is_grad_sum(const char *name) { return !strncmp(name, "grad_acc.", 9
 static bool is_state(const char *name) {
   if (!strncmp(name, "exp_avg.", 8) || !strncmp(name, "exp_avg_sq.", 11) || !strncmp(name, "ema.", 4) ||
       !strncmp(name, "ema2.", 5) || !strcmp(name, optim_ema2_decay_input) || is_grad_sum(name) ||
-      !strcmp(name, optim_grad_scale_input))
+      !strcmp(name, optim_grad_scale_input) || !strcmp(name, optim_loss_scale_input))
     return true;
   for (int i = 0; i < OPTIM_NSCALARS; i++)
     if (!strcmp(name, optim_scalar_inputs[i])) return true;
@@ -170,15 +170,16 @@ static bool make_params(Trainer *t, bool init, uint64_t seed, RtError *err) {
 
 bool trainer_init(Trainer *t, uint64_t seed, RtError *err) {
   if (!make_params(t, true, seed, err)) return false;
-  const XEntry *e = t->step;
-  for (int i = 0; e && i < e->ninputs; i++) {
-    const char *name = e->inputs[i].name;
-    if (!is_state(name)) continue;
-    Tensor *x = new_tensor(name, &e->inputs[i], err);
-    if (!add(&t->state, x, err)) return false;
-    const char *dot = strchr(name, '.');
-    if (!strncmp(name, "ema", 3) && dot) memcpy(x->data, tensorlist_find(&t->params, dot + 1)->data, x->nbytes);
-  }
+  const XEntry *entries[2] = {t->step, t->grad};
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; entries[k] && i < entries[k]->ninputs; i++) {
+      const XTensor *in = &entries[k]->inputs[i];
+      if (!is_state(in->name) || tensorlist_find(&t->state, in->name)) continue;
+      Tensor *x = new_tensor(in->name, in, err);
+      if (!add(&t->state, x, err)) return false;
+      const char *dot = strchr(in->name, '.');
+      if (!strncmp(in->name, "ema", 3) && dot) memcpy(x->data, tensorlist_find(&t->params, dot + 1)->data, x->nbytes);
+    }
   return true;
 }
 

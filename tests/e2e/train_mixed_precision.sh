@@ -5,7 +5,7 @@
 # the bf16 run is announced, its gradient norms differ from f32's (the
 # matmuls are bf16) but by less than 1e-3, and so do its losses; on the C
 # backend bf16 is announced as f32 and logs the f32 losses bit for bit;
-# fp16 (no loss scaling yet) warns and runs in f32.
+# fp16's dynamic loss scale backs off on overflow and resumes bit for bit.
 set -euo pipefail
 run=$(realpath "$1")
 src=$(realpath "$2")
@@ -36,7 +36,21 @@ for mp in no bf16; do
 done
 grep -q "the C backend computes in f32" "$tmp/err" || { cat "$tmp/err"; fail "C bf16 not announced as f32"; }
 diff <(cut -d, -f1-5 "$tmp/c_no/log.jsonl") <(cut -d, -f1-5 "$tmp/c_bf16/log.jsonl") || fail "C backend bf16 is not f32"
-"$run" train "${args[@]}" --backend c --mixed-precision fp16 --exp-name c_fp16 --max-train-steps 1 2>"$tmp/err" ||
-  { cat "$tmp/err"; fail "fp16"; }
-grep -q "fp16 needs loss scaling" "$tmp/err" || { cat "$tmp/err"; fail "no fp16 warning"; }
-echo "ok: bf16 matmuls on the CUDA kernels (cuda-emu) within 1e-3 of f32; f32 on the C backend"
+
+# fp16 with the dynamic loss scale: from 2^20 the first two steps overflow
+# (skipped, the scale halves each time), the next two apply at 2^18; a run
+# resumed after step 2 has the scale back from the checkpoint and logs
+# the same, bit for bit.
+fp16=(--backend cuda-emu --mixed-precision fp16 --loss-scale-init 1048576 --checkpointing-steps 2)
+"$run" train "${args[@]}" "${fp16[@]}" --max-train-steps 4 --exp-name fp16 2>"$tmp/err" || { cat "$tmp/err"; fail "fp16"; }
+grep -q "matmuls in f16 (f32 accumulation), the rest in f32, with a dynamic loss scale" "$tmp/err" ||
+  { cat "$tmp/err"; fail "fp16 not announced"; }
+cut -d, -f1,5,8,9 "$tmp/fp16/log.jsonl"
+[ "$(grep -c '"skipped": true, "loss_scale": ' "$tmp/fp16/log.jsonl")" -eq 2 ] || fail "expected 2 overflows"
+grep -q '"step": 4, .*"skipped": false, "loss_scale": 262144}' "$tmp/fp16/log.jsonl" || fail "step 4 not at 2^18"
+grep -q '"grad_norm": null' "$tmp/fp16/log.jsonl" || fail "an overflow's norm is not null"
+"$run" train "${args[@]}" "${fp16[@]}" --max-train-steps 2 --exp-name fp16_resumed 2>/dev/null
+"$run" train "${args[@]}" "${fp16[@]}" --max-train-steps 4 --exp-name fp16_resumed --resume 2>/dev/null
+diff <(cut -d, -f1-5,8,9 "$tmp/fp16/log.jsonl") <(cut -d, -f1-5,8,9 "$tmp/fp16_resumed/log.jsonl") ||
+  fail "the resumed fp16 run differs"
+echo "ok: bf16 and fp16 matmuls on the CUDA kernels (cuda-emu) near f32, fp16's loss scale; f32 on the C backend"

@@ -47,7 +47,7 @@ static void rows(int first, int n, TensorList *batch) {
 
 static void compile(Trainer *t, bool accumulate) {
   RtError err;
-  const OptimOptions o = {true, 1, accumulate, DT_F32};
+  const OptimOptions o = {true, 1, accumulate, DT_F32, false};
   if (!trainer_compile_opt(t, "accum.irg", SRC, "loss", &o, NULL, 0, "c", &err) || !trainer_init(t, 7, &err))
     fail_msg("%s", err.msg);
 }

@@ -57,7 +57,7 @@ static void matmuls_read_bf16(void **state) {
 static void step_keeps_master_weights_f32(void **state) {
   Ctx *c = *state;
   assert_true(ctx_elab(c, src));
-  const OptimOptions o = {true, 1, false, DT_BF16};
+  const OptimOptions o = {true, 1, false, DT_BF16, false};
   bool ok = optim_add_train_step_opt(&c->arena, &c->diags, &c->ir, "loss", &o);
   if (!ok) fprintf(stderr, "%s", ctx_diag_text(c));
   assert_true(ok);
