@@ -74,7 +74,7 @@ static void matches_one_big_step(void **state) {
   for (int step = 1; step <= 2; step++) {
     TensorList all = {0}, a = {0}, b = {0};
     rows(0, ROWS, &all), rows(0, HALF, &a), rows(HALF, HALF, &b);
-    double out[2], la, lb, norm;
+    double out[2] = {0, 0}, la = 0, lb = 0, norm = 0;
     if (!trainer_step(&full, &all, step, &h, 0, out, &err) || !trainer_accumulate(&acc, &a, 0, &la, &err) ||
         !trainer_accumulate(&acc, &b, 0, &lb, &err) || !trainer_apply(&acc, step, &h, 0.5, &norm, &err))
       fail_msg("%s", err.msg);
