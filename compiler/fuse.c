@@ -345,16 +345,9 @@ static bool link(Fuser *F, Schedule *s) {
  * after writing it. */
 enum { MERGE_WINDOW = 8, MERGE_MAX_ARGS = 400 };
 
-/* The leaf an output node replaces in place (a parameter or state), or NULL. */
-static const Node *replaced_by(const Graph *g, const Node *x) {
-  for (int i = 0; g->updates && i < g->noutputs; i++)
-    if (g->outputs[i] == x) return g->updates[i];
-  return NULL;
-}
-
 static bool reads_replaced(const Graph *g, const Kernel *writer, const Kernel *reader) {
   for (int i = 0; i < writer->noutputs; i++) {
-    const Node *leaf = replaced_by(g, writer->outputs[i]);
+    const Node *leaf = ir_update_target(g, writer->outputs[i]);
     if (leaf && contains(reader->inputs, reader->ninputs, leaf)) return true;
   }
   return false;

@@ -621,6 +621,12 @@ bool ir_add_update(Arena *a, DiagList *d, Graph *g, Node *n, Node *target) {
   return true;
 }
 
+const Node *ir_update_target(const Graph *g, const Node *x) {
+  for (int i = 0; g && g->updates && i < g->noutputs; i++)
+    if (g->outputs[i] == x && g->updates[i]) return g->updates[i];
+  return NULL;
+}
+
 Graph *ir_clone_graph(Arena *a, const Graph *g, const char *name) {
   Graph *c = ir_new_graph(a, name, g->loc);
   Node **map = arena_alloc(a, sizeof(Node *) * ((size_t)g->n + 1));

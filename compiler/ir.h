@@ -185,6 +185,8 @@ bool ir_add_update(Arena *a, DiagList *d, Graph *g, Node *n, Node *target);
 /* A deep copy of g under another name: passes that extend an entry (the
  * training step) leave the original intact. */
 Graph *ir_clone_graph(Arena *a, const Graph *g, const char *name);
+/* The INPUT or PARAM that output node x replaces in place, or NULL. */
+const Node *ir_update_target(const Graph *g, const Node *x);
 /* Appends a copy of x (op, type, attributes, name) reading src, to a pass
  * that rebuilds a graph; an INPUT copy is not registered as an input. */
 Node *ir_copy_node(IrBuilder *b, const Node *x, Node **src);

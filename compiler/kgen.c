@@ -447,19 +447,13 @@ static bool is_output(const Kernel *K, const Node *x) {
   return false;
 }
 
-static const Node *replaced_leaf(const Graph *g, const Node *x) {
-  for (int i = 0; g && g->updates && i < g->noutputs; i++)
-    if (g->outputs[i] == x) return g->updates[i];
-  return NULL;
-}
-
 bool kg_in_place(const KGen *g, const Node *x) {
   const Kernel *K = g->K;
-  const Node *leaf = replaced_leaf(g->graph, x);
+  const Node *leaf = ir_update_target(g->graph, x);
   for (int i = 0; i < K->ninputs; i++)
     if (K->inputs[i] == leaf) return true;
   for (int i = 0; i < K->noutputs; i++)
-    if (replaced_leaf(g->graph, K->outputs[i]) == x) return true;
+    if (ir_update_target(g->graph, K->outputs[i]) == x) return true;
   return false;
 }
 

@@ -10,12 +10,6 @@
 
 static int64_t round_up(int64_t n) { return (n + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
 
-static const Node *update_target(const Graph *g, const Node *x) {
-  for (int i = 0; i < g->noutputs; i++)
-    if (g->outputs[i] == x && g->updates && g->updates[i]) return g->updates[i];
-  return NULL;
-}
-
 static bool add_buffer(Arena *a, Plan *p, int *cap, const Node *x, int first, const Node *alias) {
   if (p->buf_of[x->id] >= 0) return true;
   if (p->n == *cap) {
@@ -38,7 +32,7 @@ static bool find_lifetimes(Arena *a, const Schedule *s, Plan *p) {
   for (int k = 0; k < s->n; k++) {
     const Kernel *K = s->kernels[k];
     for (int i = 0; i < K->noutputs; i++)
-      if (!add_buffer(a, p, &cap, K->outputs[i], k, update_target(s->g, K->outputs[i]))) return false;
+      if (!add_buffer(a, p, &cap, K->outputs[i], k, ir_update_target(s->g, K->outputs[i]))) return false;
     for (int i = 0; i < K->ninputs; i++) {
       int b = p->buf_of[K->inputs[i]->id];
       if (b >= 0 && p->bufs[b].last < k) p->bufs[b].last = k;

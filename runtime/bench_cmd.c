@@ -215,10 +215,7 @@ static bool load_program(Bench *b, const unsigned char *data, size_t len, RtErro
   for (int i = 0; i < t->prog.nentries; i++) counted = counted && t->prog.entries[i].has_flops;
   if (counted && !(t->flops = calloc((size_t)t->prog.nentries + 1, sizeof *t->flops))) return rt_fail(err, "out of memory");
   for (int i = 0; counted && i < t->prog.nentries; i++) t->flops[i] = t->prog.entries[i].flops;
-  t->step = b->mode == MODE_TRAIN ? irx_entry(&t->prog, "train_step") : NULL;
-  for (int i = 0; t->step && i < t->step->noutputs; i++)
-    if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
-  return !t->step || t->nloss > 0 ? true : rt_fail(err, "%s: train_step has no grad_norm output", b->o.file);
+  return b->mode != MODE_TRAIN || trainer_bind_step(t, false, b->o.file, err);
 }
 
 static bool compile_model(Bench *b, const char *source, RtError *err) {

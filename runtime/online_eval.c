@@ -54,10 +54,8 @@ bool online_eval_run(Trainer *model, const OnlineEvalOptions *o, EvalScores *sco
 void online_eval_tag(const char *metric, double cfg, int64_t side, const char *features, char *buf, size_t size) {
   /* Python's str() of a float: 1.0, 2.9 */
   char c[32];
-  if (cfg == floor(cfg) && fabs(cfg) < 1e15)
-    snprintf(c, sizeof c, "%.1f", cfg);
-  else
-    snprintf(c, sizeof c, "%.17g", cfg);
+  /* whole numbers with ".0"; otherwise the shortest digits that read back exactly */
+  snprintf(c, sizeof c, fabs(cfg) < 1e15 ? "%.1f" : "%.17g", cfg);
   for (int digits = 1; digits <= 17 && cfg != floor(cfg); digits++) {
     snprintf(c, sizeof c, "%.*g", digits, cfg);
     if (strtod(c, NULL) == cfg) break;

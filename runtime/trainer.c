@@ -100,8 +100,13 @@ bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const
   bool c = !strcmp(t->backend->name, "c"), cuda = !c;
   OptimOptions o = *oo;
   if (c) o.autocast = DT_F32, o.loss_scale = false; /* the C backend's GEMMs are f32 (or f64) */
-  if (!compile_source(t, name, source, loss_entry, &o, keep, nkeep, c, cuda, err)) return false;
-  if (oo->accumulate) {
+  return compile_source(t, name, source, loss_entry, &o, keep, nkeep, c, cuda, err) &&
+         trainer_bind_step(t, oo->accumulate, name, err);
+}
+
+bool trainer_bind_step(Trainer *t, bool accumulate, const char *name, RtError *err) {
+  t->nloss = 0;
+  if (accumulate) {
     t->step = irx_entry(&t->prog, "apply_step");
     t->grad = irx_entry(&t->prog, "grad_step");
     for (int i = 0; t->grad && i < t->grad->noutputs && strncmp(t->grad->outputs[i].name, "grad_acc.", 9); i++)
@@ -110,9 +115,11 @@ bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const
                                               : rt_fail(err, "%s: no accumulating training step in the program", name);
   }
   t->step = irx_entry(&t->prog, "train_step");
+  t->grad = NULL;
   for (int i = 0; t->step && i < t->step->noutputs; i++)
     if (!strcmp(t->step->outputs[i].name, "grad_norm")) t->nloss = i;
-  return t->step && t->nloss > 0 ? true : rt_fail(err, "%s: no training step in the compiled program", name);
+  return t->step && t->nloss > 0 ? true
+                                 : rt_fail(err, "%s: no training step (train_step with a grad_norm output)", name);
 }
 
 bool trainer_compile_inference(Trainer *t, const char *name, const char *source, const char *const *keep, int nkeep,

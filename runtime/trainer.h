@@ -43,6 +43,10 @@ bool trainer_compile(Trainer *t, const char *name, const char *source, const cha
 bool trainer_compile_opt(Trainer *t, const char *name, const char *source, const char *loss_entry,
                          const OptimOptions *oo, const char *const *keep, int nkeep, const char *backend,
                          RtError *err);
+/* Finds the compiled step of t->prog: train_step, or grad_step and
+ * apply_step with accumulate, and the count of loss outputs; `name`
+ * labels the error when they are not there. */
+bool trainer_bind_step(Trainer *t, bool accumulate, const char *name, RtError *err);
 /* Compiles `source` without a training step, keeping only the entries in
  * `keep` (the sampler's, say), for inference: t->step is NULL, and
  * trainer_init then makes the weights alone. Each kept entry must exist. */
